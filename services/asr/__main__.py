@@ -1,0 +1,3 @@
+from services.asr.service import main
+
+main()

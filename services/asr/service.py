@@ -1,0 +1,98 @@
+"""The ASR stage: a stream of PCM16 audio in, a transcript out."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import grpc
+from prometheus_client import Counter, Histogram
+
+from services.asr.backend import MODEL_RATE, WhisperBackend
+from services.asr.config import AsrConfig
+from services.common import buckets
+from services.common.audio import pcm16_to_float, resample
+from services.common.config import ServerConfig, from_env
+from services.common.errors import FailedPrecondition, InvalidArgument
+from services.common.server import LoadedModel, Stage, run
+from talker.v1 import asr_pb2, asr_pb2_grpc
+
+
+class AsrMetrics:
+    def __init__(self):
+        self.audio_seconds = Counter("talker_asr_audio_seconds_total", "Seconds of audio transcribed.",
+                                     ["model"])
+        self.processing = Histogram("talker_asr_processing_seconds", "Model time per utterance.",
+                                    ["model"], buckets=buckets.STAGE)
+        self.rtf = Histogram("talker_asr_real_time_factor", "Processing seconds per audio second.",
+                             ["model"], buckets=buckets.RTF)
+
+
+class AsrServicer(asr_pb2_grpc.AsrServicer):
+    def __init__(self, config: AsrConfig, backend: WhisperBackend, metrics: AsrMetrics):
+        self.config = config
+        self.backend = backend
+        self.metrics = metrics
+        # One utterance at a time per process: CTranslate2 already uses the configured threads.
+        self.lock = asyncio.Lock()
+
+    async def Transcribe(self, request_iterator, context):
+        rate, chunks, n_bytes = 0, [], 0
+        max_bytes = int(self.config.max_audio_seconds * 48000 * 2)
+        async for req in request_iterator:
+            kind = req.WhichOneof("msg")
+            if kind == "config":
+                if rate:
+                    raise InvalidArgument("config: sent twice; it must be the first message only")
+                rate = req.config.sample_rate
+                if not 8000 <= rate <= 48000:
+                    raise InvalidArgument(f"config.sample_rate: {rate} Hz is outside 8000..48000")
+                max_bytes = int(self.config.max_audio_seconds * rate * 2)
+            elif kind == "audio":
+                if not rate:
+                    raise FailedPrecondition("audio: sent before config; send TranscribeConfig first")
+                n_bytes += len(req.audio)
+                if n_bytes > max_bytes:
+                    raise InvalidArgument(f"audio: longer than {self.config.max_audio_seconds:g} s")
+                chunks.append(req.audio)
+            else:
+                raise InvalidArgument("request: neither config nor audio is set")
+        if not rate:
+            raise InvalidArgument("config: missing; the stream must start with TranscribeConfig")
+        if n_bytes == 0:
+            raise InvalidArgument("audio: no audio was received")
+        samples = resample(pcm16_to_float(b"".join(chunks)), rate, MODEL_RATE)
+        audio_seconds = samples.size / MODEL_RATE
+        async with self.lock:
+            t0 = time.perf_counter()
+            text = await asyncio.to_thread(self.backend.transcribe, samples)
+            seconds = time.perf_counter() - t0
+        model = self.backend.model_name
+        self.metrics.audio_seconds.labels(model).inc(audio_seconds)
+        self.metrics.processing.labels(model).observe(seconds)
+        self.metrics.rtf.labels(model).observe(seconds / max(audio_seconds, 1e-3))
+        yield asr_pb2.TranscribeResponse(text=text, is_final=True, audio_seconds=audio_seconds,
+                                         processing_seconds=seconds)
+
+
+class AsrStage(Stage):
+    name = "asr"
+    service_names = (asr_pb2.DESCRIPTOR.services_by_name["Asr"].full_name,)
+
+    def __init__(self, server_config: ServerConfig, config: AsrConfig | None = None):
+        self.config = config or from_env(AsrConfig, "TALKER_ASR_")
+        self.backend = WhisperBackend(self.config, server_config.threads)
+        self.servicer = AsrServicer(self.config, self.backend, AsrMetrics())
+
+    def add_to_server(self, server: grpc.aio.Server) -> None:
+        asr_pb2_grpc.add_AsrServicer_to_server(self.servicer, server)
+
+    def load(self) -> LoadedModel:
+        self.backend.load()
+        return LoadedModel(backend=self.backend.name, model=self.backend.model_name, device="cpu")
+
+
+def main() -> None:
+    run(AsrStage, "asr", grpc_port=50052, metrics_port=9102)
+
+

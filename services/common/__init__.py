@@ -1,0 +1,1 @@
+"""The one shared room: what every Talker service runs on."""

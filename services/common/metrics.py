@@ -1,0 +1,149 @@
+"""Prometheus metrics every service shares: gRPC server metrics, model and build info.
+
+The gRPC metrics use the names of go-grpc-prometheus (``grpc_server_*``) so that
+community gRPC dashboards work unchanged.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import AsyncIterator
+
+import grpc
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, Info
+
+from services.common import buckets
+from services.common.handlers import GRPC_TYPES, rewrap, shape
+
+NAMESPACE = "talker"
+VERSION = "0.1.0"
+
+
+class GrpcServerMetrics:
+    def __init__(self, registry: CollectorRegistry = REGISTRY):
+        labels = ["grpc_type", "grpc_service", "grpc_method"]
+        self.started = Counter("grpc_server_started_total", "RPCs started on the server.",
+                               labels, registry=registry)
+        self.handled = Counter("grpc_server_handled_total", "RPCs completed on the server, by status code.",
+                               labels + ["grpc_code"], registry=registry)
+        self.received = Counter("grpc_server_msg_received_total", "Stream messages received on the server.",
+                                labels, registry=registry)
+        self.sent = Counter("grpc_server_msg_sent_total", "Stream messages sent by the server.",
+                            labels, registry=registry)
+        self.seconds = Histogram("grpc_server_handling_seconds",
+                                 "Time from the start of an RPC to its end on the server.",
+                                 labels, buckets=buckets.GRPC, registry=registry)
+
+
+class MetricsInterceptor(grpc.aio.ServerInterceptor):
+    """Counts and times every RPC. Install it outermost so it sees final status codes."""
+
+    def __init__(self, metrics: GrpcServerMetrics):
+        self.m = metrics
+
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        full = handler_call_details.method.lstrip("/")
+        service, _, method = full.partition("/")
+        labels = (GRPC_TYPES[shape(handler)], service, method)
+        m = self.m
+
+        def count_in(request):
+            if not handler.request_streaming:
+                m.received.labels(*labels).inc()
+                return request
+            return _counted(request, m.received.labels(*labels))
+
+        def finish(context, start, exc):
+            code = _final_code(context, exc)
+            m.handled.labels(*labels, code).inc()
+            m.seconds.labels(*labels).observe(time.perf_counter() - start)
+
+        if handler.response_streaming:
+            def wrapper(inner):
+                async def call(request, context):
+                    m.started.labels(*labels).inc()
+                    start, exc = time.perf_counter(), None
+                    sent = m.sent.labels(*labels)
+                    try:
+                        async for item in inner(count_in(request), context):
+                            sent.inc()
+                            yield item
+                    except BaseException as e:
+                        exc = e
+                        raise
+                    finally:
+                        finish(context, start, exc)
+                return call
+        else:
+            def wrapper(inner):
+                async def call(request, context):
+                    m.started.labels(*labels).inc()
+                    start, exc = time.perf_counter(), None
+                    try:
+                        response = await inner(count_in(request), context)
+                        m.sent.labels(*labels).inc()
+                        return response
+                    except BaseException as e:
+                        exc = e
+                        raise
+                    finally:
+                        finish(context, start, exc)
+                return call
+        return rewrap(handler, wrapper)
+
+
+async def _counted(requests: AsyncIterator, counter) -> AsyncIterator:
+    async for item in requests:
+        counter.inc()
+        yield item
+
+
+def _final_code(context, exc: BaseException | None) -> str:
+    import asyncio
+
+    if isinstance(exc, (asyncio.CancelledError, GeneratorExit)):
+        return "Canceled"
+    code = context.code()
+    if code is None:
+        code = grpc.StatusCode.OK if exc is None else grpc.StatusCode.UNKNOWN
+    if isinstance(code, int):
+        code = grpc.StatusCode(code) if not isinstance(code, grpc.StatusCode) else code
+    return _GO_NAMES.get(code, code.name)
+
+
+# go-grpc-prometheus labels codes with Go's spelling (OK, Canceled, InvalidArgument, ...).
+_GO_NAMES = {c: "".join(p.capitalize() for p in c.name.split("_")) for c in grpc.StatusCode}
+_GO_NAMES[grpc.StatusCode.OK] = "OK"
+_GO_NAMES[grpc.StatusCode.CANCELLED] = "Canceled"
+
+
+class ModelMetrics:
+    """What a stage has loaded, how long it took, whether it is ready."""
+
+    def __init__(self, stage: str, registry: CollectorRegistry = REGISTRY):
+        self.stage = stage
+        self.info = Gauge(f"{NAMESPACE}_model_info", "The model a stage serves (value 1).",
+                          ["stage", "backend", "model", "device"], registry=registry)
+        self.load_seconds = Gauge(f"{NAMESPACE}_model_load_seconds", "Seconds the last model load took.",
+                                  ["stage"], registry=registry)
+        self.ready = Gauge(f"{NAMESPACE}_model_ready", "1 when the stage's model is loaded and serving.",
+                           ["stage"], registry=registry)
+        self.ready.labels(stage).set(0)
+
+    def loaded(self, backend: str, model: str, device: str, seconds: float) -> None:
+        self.info.labels(self.stage, backend, model, device).set(1)
+        self.load_seconds.labels(self.stage).set(seconds)
+        self.ready.labels(self.stage).set(1)
+
+
+def build_info(service: str, registry: CollectorRegistry = REGISTRY) -> None:
+    Info(f"{NAMESPACE}_build", "Talker build and runtime versions.", registry=registry).info({
+        "service": service,
+        "version": VERSION,
+        "python": platform.python_version(),
+        "grpcio": grpc.__version__,
+    })

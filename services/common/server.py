@@ -1,0 +1,179 @@
+"""The service runtime: one call runs a stage as a production gRPC server.
+
+What every service gets from here: a grpc.aio server with the metrics and
+error interceptors, ``grpc.health.v1`` (NOT_SERVING until the model is loaded
+and again while draining), reflection, a Prometheus ``/metrics`` HTTP server on
+its own port, a concurrency limit, and SIGTERM -> drain with a grace period.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import dataclasses
+import logging
+import os
+import signal
+import sys
+import time
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import start_http_server
+
+from services.common.config import ConfigError, ServerConfig, from_env
+from services.common.errors import ErrorInterceptor
+from services.common.metrics import GrpcServerMetrics, MetricsInterceptor, ModelMetrics, build_info
+
+log = logging.getLogger("talker.server")
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedModel:
+    backend: str
+    model: str
+    device: str = "cpu"
+
+
+class Stage(abc.ABC):
+    """A model stage served over gRPC. Subclasses add their servicer and load their model."""
+
+    #: short name: asr, llm, tts, animator, gateway
+    name: str
+    #: full names of the gRPC services it adds (for health and reflection)
+    service_names: tuple[str, ...]
+
+    @abc.abstractmethod
+    def add_to_server(self, server: grpc.aio.Server) -> None: ...
+
+    @abc.abstractmethod
+    def load(self) -> LoadedModel:
+        """Load the model; runs in a worker thread while health says NOT_SERVING."""
+
+    async def close(self) -> None:
+        """Release what load() took; called after the server has drained."""
+
+
+class ReadinessInterceptor(grpc.aio.ServerInterceptor):
+    """Refuses the stage's own RPCs with UNAVAILABLE until its model is loaded."""
+
+    _ALWAYS = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+    def __init__(self, stage: str):
+        self.stage = stage
+        self.ready = False
+
+    async def intercept_service(self, continuation, handler_call_details):
+        if self.ready or handler_call_details.method.startswith(self._ALWAYS):
+            return await continuation(handler_call_details)
+        stage = self.stage
+
+        async def refuse(request, context):
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"{stage}: the model is still loading")
+
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        return grpc.unary_unary_rpc_method_handler(refuse) if not handler.response_streaming else \
+            _refusing_stream(handler, refuse)
+
+
+def _refusing_stream(handler, refuse):
+    async def call(request, context):
+        await refuse(request, context)
+        yield  # pragma: no cover - abort raised above
+
+    factory = grpc.stream_stream_rpc_method_handler if handler.request_streaming \
+        else grpc.unary_stream_rpc_method_handler
+    return factory(call, request_deserializer=handler.request_deserializer,
+                   response_serializer=handler.response_serializer)
+
+
+def server_options(config: ServerConfig) -> list[tuple[str, int]]:
+    return [
+        ("grpc.max_receive_message_length", config.max_message_bytes),
+        ("grpc.max_send_message_length", config.max_message_bytes),
+        # Keep idle client connections alive through proxies and detect dead peers.
+        ("grpc.keepalive_time_ms", 30_000),
+        ("grpc.keepalive_timeout_ms", 10_000),
+        ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+    ]
+
+
+def setup_logging(level: str, name: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        stream=sys.stderr,
+        format=f"%(asctime)s {name} %(levelname)s %(name)s: %(message)s",
+    )
+
+
+async def serve(stage: Stage, config: ServerConfig, stop: asyncio.Event | None = None) -> None:
+    """Run ``stage`` until SIGTERM/SIGINT (or ``stop`` is set), then drain."""
+    build_info(stage.name)
+    model_metrics = ModelMetrics(stage.name)
+    start_http_server(config.metrics_port, addr=config.metrics_host)
+    readiness = ReadinessInterceptor(stage.name)
+    server = grpc.aio.server(
+        interceptors=[MetricsInterceptor(GrpcServerMetrics()), readiness, ErrorInterceptor()],
+        options=server_options(config),
+        maximum_concurrent_rpcs=config.max_concurrent_rpcs,
+    )
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    stage.add_to_server(server)
+    names = (*stage.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME)
+    reflection.enable_server_reflection(names, server)
+    for name in ("", *stage.service_names):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+
+    address = f"{config.host}:{config.grpc_port}"
+    if server.add_insecure_port(address) == 0:
+        raise RuntimeError(f"cannot bind gRPC port {address}")
+    await server.start()
+    log.info("%s: gRPC on %s, metrics on http://%s:%d/metrics, loading the model",
+             stage.name, address, config.metrics_host, config.metrics_port)
+
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    t0 = time.perf_counter()
+    load = asyncio.ensure_future(asyncio.to_thread(stage.load))
+    waiter = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({load, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    if load.done():
+        model = load.result()  # a failed load raises here and ends the process
+        seconds = time.perf_counter() - t0
+        model_metrics.loaded(model.backend, model.model, model.device, seconds)
+        readiness.ready = True
+        for name in ("", *stage.service_names):
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("%s: SERVING (%s %s on %s, loaded in %.2f s)",
+                 stage.name, model.backend, model.model, model.device, seconds)
+        await waiter
+    else:
+        load.cancel()
+
+    log.info("%s: draining for up to %.1f s", stage.name, config.grace_seconds)
+    model_metrics.ready.labels(stage.name).set(0)
+    await health_servicer.enter_graceful_shutdown()
+    await server.stop(config.grace_seconds)
+    await stage.close()
+    log.info("%s: stopped", stage.name)
+
+
+def run(stage_factory, name: str, grpc_port: int, metrics_port: int) -> None:
+    """Entry point of a service process: read config, start, serve until SIGTERM."""
+    try:
+        config = from_env(ServerConfig, "TALKER_", grpc_port=grpc_port, metrics_port=metrics_port)
+        setup_logging(config.log_level, name)
+        stage = stage_factory(config)
+    except ConfigError as exc:
+        print(f"{name}: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    os.environ.setdefault("OMP_NUM_THREADS", str(config.threads))
+    asyncio.run(serve(stage, config))

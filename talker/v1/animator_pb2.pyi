@@ -1,0 +1,64 @@
+from talker.v1 import common_pb2 as _common_pb2
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from typing import ClassVar as _ClassVar, Mapping as _Mapping, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class RegisterAvatarRequest(_message.Message):
+    __slots__ = ("image",)
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    image: bytes
+    def __init__(self, image: _Optional[bytes] = ...) -> None: ...
+
+class RegisterAvatarResponse(_message.Message):
+    __slots__ = ("avatar_id", "width", "height", "landmarks", "cached")
+    AVATAR_ID_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    LANDMARKS_FIELD_NUMBER: _ClassVar[int]
+    CACHED_FIELD_NUMBER: _ClassVar[int]
+    avatar_id: str
+    width: int
+    height: int
+    landmarks: int
+    cached: bool
+    def __init__(self, avatar_id: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., landmarks: _Optional[int] = ..., cached: bool = ...) -> None: ...
+
+class AnimateConfig(_message.Message):
+    __slots__ = ("avatar_id", "avatar_image", "fps", "sample_rate", "format", "jpeg_quality")
+    AVATAR_ID_FIELD_NUMBER: _ClassVar[int]
+    AVATAR_IMAGE_FIELD_NUMBER: _ClassVar[int]
+    FPS_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_RATE_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    JPEG_QUALITY_FIELD_NUMBER: _ClassVar[int]
+    avatar_id: str
+    avatar_image: bytes
+    fps: int
+    sample_rate: int
+    format: _common_pb2.FrameFormat
+    jpeg_quality: int
+    def __init__(self, avatar_id: _Optional[str] = ..., avatar_image: _Optional[bytes] = ..., fps: _Optional[int] = ..., sample_rate: _Optional[int] = ..., format: _Optional[_Union[_common_pb2.FrameFormat, str]] = ..., jpeg_quality: _Optional[int] = ...) -> None: ...
+
+class AudioSegment(_message.Message):
+    __slots__ = ("pcm", "text")
+    PCM_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    pcm: bytes
+    text: str
+    def __init__(self, pcm: _Optional[bytes] = ..., text: _Optional[str] = ...) -> None: ...
+
+class AnimateRequest(_message.Message):
+    __slots__ = ("config", "audio")
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_FIELD_NUMBER: _ClassVar[int]
+    config: AnimateConfig
+    audio: AudioSegment
+    def __init__(self, config: _Optional[_Union[AnimateConfig, _Mapping]] = ..., audio: _Optional[_Union[AudioSegment, _Mapping]] = ...) -> None: ...
+
+class AnimateResponse(_message.Message):
+    __slots__ = ("frame",)
+    FRAME_FIELD_NUMBER: _ClassVar[int]
+    frame: _common_pb2.Frame
+    def __init__(self, frame: _Optional[_Union[_common_pb2.Frame, _Mapping]] = ...) -> None: ...

@@ -1,0 +1,41 @@
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class FrameFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FRAME_FORMAT_UNSPECIFIED: _ClassVar[FrameFormat]
+    FRAME_FORMAT_JPEG: _ClassVar[FrameFormat]
+    FRAME_FORMAT_RGB24: _ClassVar[FrameFormat]
+FRAME_FORMAT_UNSPECIFIED: FrameFormat
+FRAME_FORMAT_JPEG: FrameFormat
+FRAME_FORMAT_RGB24: FrameFormat
+
+class AudioChunk(_message.Message):
+    __slots__ = ("pcm", "sample_rate", "pts")
+    PCM_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_RATE_FIELD_NUMBER: _ClassVar[int]
+    PTS_FIELD_NUMBER: _ClassVar[int]
+    pcm: bytes
+    sample_rate: int
+    pts: float
+    def __init__(self, pcm: _Optional[bytes] = ..., sample_rate: _Optional[int] = ..., pts: _Optional[float] = ...) -> None: ...
+
+class Frame(_message.Message):
+    __slots__ = ("index", "pts", "data", "width", "height", "format")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    PTS_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    pts: float
+    data: bytes
+    width: int
+    height: int
+    format: FrameFormat
+    def __init__(self, index: _Optional[int] = ..., pts: _Optional[float] = ..., data: _Optional[bytes] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., format: _Optional[_Union[FrameFormat, str]] = ...) -> None: ...

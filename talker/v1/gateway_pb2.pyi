@@ -1,0 +1,125 @@
+from talker.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class SessionConfig(_message.Message):
+    __slots__ = ("avatar_id", "avatar_image", "voice", "system_prompt", "fps", "frame_format", "max_reply_tokens")
+    AVATAR_ID_FIELD_NUMBER: _ClassVar[int]
+    AVATAR_IMAGE_FIELD_NUMBER: _ClassVar[int]
+    VOICE_FIELD_NUMBER: _ClassVar[int]
+    SYSTEM_PROMPT_FIELD_NUMBER: _ClassVar[int]
+    FPS_FIELD_NUMBER: _ClassVar[int]
+    FRAME_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    MAX_REPLY_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    avatar_id: str
+    avatar_image: bytes
+    voice: str
+    system_prompt: str
+    fps: int
+    frame_format: _common_pb2.FrameFormat
+    max_reply_tokens: int
+    def __init__(self, avatar_id: _Optional[str] = ..., avatar_image: _Optional[bytes] = ..., voice: _Optional[str] = ..., system_prompt: _Optional[str] = ..., fps: _Optional[int] = ..., frame_format: _Optional[_Union[_common_pb2.FrameFormat, str]] = ..., max_reply_tokens: _Optional[int] = ...) -> None: ...
+
+class EndOfTurn(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Cancel(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ConverseRequest(_message.Message):
+    __slots__ = ("config", "text", "audio", "end_of_turn", "cancel")
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_FIELD_NUMBER: _ClassVar[int]
+    END_OF_TURN_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_FIELD_NUMBER: _ClassVar[int]
+    config: SessionConfig
+    text: str
+    audio: bytes
+    end_of_turn: EndOfTurn
+    cancel: Cancel
+    def __init__(self, config: _Optional[_Union[SessionConfig, _Mapping]] = ..., text: _Optional[str] = ..., audio: _Optional[bytes] = ..., end_of_turn: _Optional[_Union[EndOfTurn, _Mapping]] = ..., cancel: _Optional[_Union[Cancel, _Mapping]] = ...) -> None: ...
+
+class AskRequest(_message.Message):
+    __slots__ = ("config", "text", "wav")
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    WAV_FIELD_NUMBER: _ClassVar[int]
+    config: SessionConfig
+    text: str
+    wav: bytes
+    def __init__(self, config: _Optional[_Union[SessionConfig, _Mapping]] = ..., text: _Optional[str] = ..., wav: _Optional[bytes] = ...) -> None: ...
+
+class Transcript(_message.Message):
+    __slots__ = ("text",)
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    def __init__(self, text: _Optional[str] = ...) -> None: ...
+
+class ReplyText(_message.Message):
+    __slots__ = ("delta",)
+    DELTA_FIELD_NUMBER: _ClassVar[int]
+    delta: str
+    def __init__(self, delta: _Optional[str] = ...) -> None: ...
+
+class StageTiming(_message.Message):
+    __slots__ = ("stage", "first_output_seconds", "busy_seconds", "calls")
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    FIRST_OUTPUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    BUSY_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    CALLS_FIELD_NUMBER: _ClassVar[int]
+    stage: str
+    first_output_seconds: float
+    busy_seconds: float
+    calls: int
+    def __init__(self, stage: _Optional[str] = ..., first_output_seconds: _Optional[float] = ..., busy_seconds: _Optional[float] = ..., calls: _Optional[int] = ...) -> None: ...
+
+class TurnSummary(_message.Message):
+    __slots__ = ("transcript", "reply", "time_to_transcript", "time_to_first_token", "time_to_first_audio", "time_to_first_frame", "turn_seconds", "stages", "audio_seconds", "frames", "fps", "cancelled")
+    TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
+    REPLY_FIELD_NUMBER: _ClassVar[int]
+    TIME_TO_TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
+    TIME_TO_FIRST_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TIME_TO_FIRST_AUDIO_FIELD_NUMBER: _ClassVar[int]
+    TIME_TO_FIRST_FRAME_FIELD_NUMBER: _ClassVar[int]
+    TURN_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    STAGES_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    FPS_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    transcript: str
+    reply: str
+    time_to_transcript: float
+    time_to_first_token: float
+    time_to_first_audio: float
+    time_to_first_frame: float
+    turn_seconds: float
+    stages: _containers.RepeatedCompositeFieldContainer[StageTiming]
+    audio_seconds: float
+    frames: int
+    fps: int
+    cancelled: bool
+    def __init__(self, transcript: _Optional[str] = ..., reply: _Optional[str] = ..., time_to_transcript: _Optional[float] = ..., time_to_first_token: _Optional[float] = ..., time_to_first_audio: _Optional[float] = ..., time_to_first_frame: _Optional[float] = ..., turn_seconds: _Optional[float] = ..., stages: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ..., audio_seconds: _Optional[float] = ..., frames: _Optional[int] = ..., fps: _Optional[int] = ..., cancelled: bool = ...) -> None: ...
+
+class ConverseResponse(_message.Message):
+    __slots__ = ("turn", "transcript", "reply_text", "audio", "frame", "summary")
+    TURN_FIELD_NUMBER: _ClassVar[int]
+    TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
+    REPLY_TEXT_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_FIELD_NUMBER: _ClassVar[int]
+    FRAME_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    turn: int
+    transcript: Transcript
+    reply_text: ReplyText
+    audio: _common_pb2.AudioChunk
+    frame: _common_pb2.Frame
+    summary: TurnSummary
+    def __init__(self, turn: _Optional[int] = ..., transcript: _Optional[_Union[Transcript, _Mapping]] = ..., reply_text: _Optional[_Union[ReplyText, _Mapping]] = ..., audio: _Optional[_Union[_common_pb2.AudioChunk, _Mapping]] = ..., frame: _Optional[_Union[_common_pb2.Frame, _Mapping]] = ..., summary: _Optional[_Union[TurnSummary, _Mapping]] = ...) -> None: ...
