@@ -24,7 +24,7 @@ def resample(samples: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:
     """Linear-interpolation resampling; adequate for speech into ASR and for energy curves."""
     if src_rate == dst_rate or samples.size == 0:
         return samples.astype(np.float32, copy=False)
-    n_out = int(round(samples.size * dst_rate / src_rate))
+    n_out = round(samples.size * dst_rate / src_rate)
     t_out = np.arange(n_out, dtype=np.float64) * (src_rate / dst_rate)
     return np.interp(t_out, np.arange(samples.size), samples).astype(np.float32)
 

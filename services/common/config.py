@@ -50,7 +50,7 @@ def _parse(name: str, raw: str, kind: Any) -> Any:
             raise ConfigError(f"{name}={raw!r}: expected a number") from None
     if origin is tuple:
         item = typing.get_args(kind)[0]
-        return tuple(_parse(name, part, item) for part in raw.split(",") if part.strip())
+        return tuple(_parse(name, part.strip(), item) for part in raw.split(",") if part.strip())
     return raw
 
 

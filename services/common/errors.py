@@ -92,7 +92,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
                     try:
                         async for item in inner(request, context):
                             yield item
-                    except BaseException as exc:  # noqa: BLE001 - mapped to a status
+                    except BaseException as exc:
                         if _is_passthrough(exc):
                             raise
                         await abort_with(context, exc, method)
@@ -102,7 +102,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
                 async def call(request, context):
                     try:
                         return await inner(request, context)
-                    except BaseException as exc:  # noqa: BLE001 - mapped to a status
+                    except BaseException as exc:
                         if _is_passthrough(exc):
                             raise
                         await abort_with(context, exc, method)

@@ -26,7 +26,7 @@ class GrpcServerMetrics:
         self.started = Counter("grpc_server_started_total", "RPCs started on the server.",
                                labels, registry=registry)
         self.handled = Counter("grpc_server_handled_total", "RPCs completed on the server, by status code.",
-                               labels + ["grpc_code"], registry=registry)
+                               [*labels, "grpc_code"], registry=registry)
         self.received = Counter("grpc_server_msg_received_total", "Stream messages received on the server.",
                                 labels, registry=registry)
         self.sent = Counter("grpc_server_msg_sent_total", "Stream messages sent by the server.",

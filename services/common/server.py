@@ -51,7 +51,10 @@ class Stage(abc.ABC):
     def load(self) -> LoadedModel:
         """Load the model; runs in a worker thread while health says NOT_SERVING."""
 
-    async def close(self) -> None:
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Set up what needs the event loop (channels, tasks); runs before load()."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
         """Release what load() took; called after the server has drained."""
 
 
@@ -141,12 +144,17 @@ async def serve(stage: Stage, config: ServerConfig, stop: asyncio.Event | None =
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
+    await stage.start()
     t0 = time.perf_counter()
     load = asyncio.ensure_future(asyncio.to_thread(stage.load))
     waiter = asyncio.ensure_future(stop.wait())
     await asyncio.wait({load, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    if load.done() and load.exception() is not None:
+        log.error("%s: the model failed to load: %s", stage.name, load.exception(), exc_info=load.exception())
+        await server.stop(0)
+        raise SystemExit(1)
     if load.done():
-        model = load.result()  # a failed load raises here and ends the process
+        model = load.result()
         seconds = time.perf_counter() - t0
         model_metrics.loaded(model.backend, model.model, model.device, seconds)
         readiness.ready = True

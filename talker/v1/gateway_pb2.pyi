@@ -108,18 +108,30 @@ class TurnSummary(_message.Message):
     cancelled: bool
     def __init__(self, transcript: _Optional[str] = ..., reply: _Optional[str] = ..., time_to_transcript: _Optional[float] = ..., time_to_first_token: _Optional[float] = ..., time_to_first_audio: _Optional[float] = ..., time_to_first_frame: _Optional[float] = ..., turn_seconds: _Optional[float] = ..., stages: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ..., audio_seconds: _Optional[float] = ..., frames: _Optional[int] = ..., fps: _Optional[int] = ..., cancelled: bool = ...) -> None: ...
 
+class TurnError(_message.Message):
+    __slots__ = ("stage", "code", "message")
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    stage: str
+    code: str
+    message: str
+    def __init__(self, stage: _Optional[str] = ..., code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
 class ConverseResponse(_message.Message):
-    __slots__ = ("turn", "transcript", "reply_text", "audio", "frame", "summary")
+    __slots__ = ("turn", "transcript", "reply_text", "audio", "frame", "summary", "error")
     TURN_FIELD_NUMBER: _ClassVar[int]
     TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
     REPLY_TEXT_FIELD_NUMBER: _ClassVar[int]
     AUDIO_FIELD_NUMBER: _ClassVar[int]
     FRAME_FIELD_NUMBER: _ClassVar[int]
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
     turn: int
     transcript: Transcript
     reply_text: ReplyText
     audio: _common_pb2.AudioChunk
     frame: _common_pb2.Frame
     summary: TurnSummary
-    def __init__(self, turn: _Optional[int] = ..., transcript: _Optional[_Union[Transcript, _Mapping]] = ..., reply_text: _Optional[_Union[ReplyText, _Mapping]] = ..., audio: _Optional[_Union[_common_pb2.AudioChunk, _Mapping]] = ..., frame: _Optional[_Union[_common_pb2.Frame, _Mapping]] = ..., summary: _Optional[_Union[TurnSummary, _Mapping]] = ...) -> None: ...
+    error: TurnError
+    def __init__(self, turn: _Optional[int] = ..., transcript: _Optional[_Union[Transcript, _Mapping]] = ..., reply_text: _Optional[_Union[ReplyText, _Mapping]] = ..., audio: _Optional[_Union[_common_pb2.AudioChunk, _Mapping]] = ..., frame: _Optional[_Union[_common_pb2.Frame, _Mapping]] = ..., summary: _Optional[_Union[TurnSummary, _Mapping]] = ..., error: _Optional[_Union[TurnError, _Mapping]] = ...) -> None: ...

@@ -1,0 +1,99 @@
+# Talker: one virtual environment per service, mirroring one container per service.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+SERVICES := asr llm tts animator gateway
+PIP_FLAGS := -q --disable-pip-version-check
+export OMP_WAIT_POLICY := PASSIVE
+
+.PHONY: help setup proto proto-check up down status demo test test-unit test-system lint bench clean
+
+help:
+	@echo "make demo   install, start the stack, one turn on the default portrait -> out/reply.mp4"
+	@echo "make test   install and run the tests (unit + system, real models, real Prometheus tools)"
+	@echo "make setup | up | down | status | proto | proto-check | lint | bench"
+
+# --- environments -----------------------------------------------------------
+setup: $(foreach s,$(SERVICES) dev,$(VENV)/$(s)/.installed)
+
+$(VENV)/asr/.installed: services/asr/requirements.txt
+	rm -rf $(VENV)/asr && $(PY) -m venv $(VENV)/asr
+	$(VENV)/asr/bin/pip install $(PIP_FLAGS) -r $<
+	touch $@
+
+$(VENV)/tts/.installed: services/tts/requirements.txt
+	rm -rf $(VENV)/tts && $(PY) -m venv $(VENV)/tts
+	$(VENV)/tts/bin/pip install $(PIP_FLAGS) -r $<
+	touch $@
+
+# llama-cpp-python compiles llama.cpp (~5 min on 2 cores; pip caches the wheel afterwards).
+$(VENV)/llm/.installed: services/llm/requirements.txt services/llm/requirements-nodeps.txt
+	rm -rf $(VENV)/llm && $(PY) -m venv $(VENV)/llm
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(VENV)/llm/bin/pip install $(PIP_FLAGS) -r $<
+	$(VENV)/llm/bin/pip install $(PIP_FLAGS) --no-deps -r services/llm/requirements-nodeps.txt
+	touch $@
+
+$(VENV)/animator/.installed: services/animator/requirements.txt
+	rm -rf $(VENV)/animator && $(PY) -m venv $(VENV)/animator
+	$(VENV)/animator/bin/pip install $(PIP_FLAGS) -r $<
+	$(VENV)/animator/bin/pip install $(PIP_FLAGS) -r requirements-dev.txt  # its unit tests run here
+	touch $@
+
+$(VENV)/gateway/.installed: gateway/requirements.txt pyproject.toml
+	rm -rf $(VENV)/gateway && $(PY) -m venv $(VENV)/gateway
+	$(VENV)/gateway/bin/pip install $(PIP_FLAGS) -r $<
+	$(VENV)/gateway/bin/pip install $(PIP_FLAGS) --no-deps --no-build-isolation -e . || \
+		$(VENV)/gateway/bin/pip install $(PIP_FLAGS) --no-deps -e .
+	touch $@
+
+# Tests and lint run here: the gateway's dependencies plus the test tools.
+$(VENV)/dev/.installed: gateway/requirements.txt requirements-dev.txt proto/requirements.txt
+	rm -rf $(VENV)/dev $(VENV)/proto && $(PY) -m venv $(VENV)/dev && $(PY) -m venv $(VENV)/proto
+	$(VENV)/dev/bin/pip install $(PIP_FLAGS) -r gateway/requirements.txt -r requirements-dev.txt
+	$(VENV)/proto/bin/pip install $(PIP_FLAGS) -r proto/requirements.txt
+	touch $@
+
+# Debian's prometheus package gives promtool (and the server the observability tests use).
+promtool:
+	@command -v promtool >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq prometheus prometheus-alertmanager >/dev/null; }
+
+# --- contract ---------------------------------------------------------------
+proto: $(VENV)/dev/.installed
+	$(VENV)/proto/bin/python -m grpc_tools.protoc -Iproto --python_out=. --grpc_python_out=. --pyi_out=. \
+		proto/talker/v1/*.proto
+
+# Fails when the checked-in stubs differ from what the .proto files generate.
+proto-check: $(VENV)/dev/.installed
+	@tmp=$$(mktemp -d) && $(VENV)/proto/bin/python -m grpc_tools.protoc -Iproto --python_out=$$tmp \
+		--grpc_python_out=$$tmp --pyi_out=$$tmp proto/talker/v1/*.proto && \
+	for f in $$tmp/talker/v1/*; do diff -q $$f talker/v1/$$(basename $$f) >/dev/null || \
+		{ echo "stale stub: talker/v1/$$(basename $$f); run make proto"; rm -rf $$tmp; exit 1; }; done; \
+	rm -rf $$tmp; echo "stubs match the .proto files"
+
+# --- the local stack --------------------------------------------------------
+up: setup
+	$(VENV)/gateway/bin/talker up
+
+down:
+	@[ -x $(VENV)/gateway/bin/talker ] && $(VENV)/gateway/bin/talker down || true
+
+status:
+	$(VENV)/gateway/bin/talker status
+
+demo: up
+	$(VENV)/gateway/bin/talker ask --out out/reply.mp4
+	@$(VENV)/gateway/bin/talker status
+	@echo "The stack keeps running: curl one of the metrics URLs above; 'make down' stops it."
+
+# --- checks -----------------------------------------------------------------
+test: setup promtool proto-check
+	$(VENV)/dev/bin/python -m pytest -q -p no:cacheprovider tests/unit --ignore-glob='tests/unit/test_animator_*'
+	$(VENV)/animator/bin/python -m pytest -q -p no:cacheprovider tests/unit/test_animator_*.py
+	$(VENV)/dev/bin/python -m pytest -q -p no:cacheprovider tests/system
+
+lint: $(VENV)/dev/.installed
+	$(VENV)/dev/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) out

@@ -1,0 +1,33 @@
+"""Gateway settings (``TALKER_GATEWAY_*``)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from services.common.config import require
+
+
+@dataclasses.dataclass(frozen=True)
+class GatewayConfig:
+    # Stage addresses: host:port, or dns:///name:port for round-robin over all replicas.
+    asr_target: str = "127.0.0.1:50052"
+    llm_target: str = "127.0.0.1:50053"
+    tts_target: str = "127.0.0.1:50054"
+    animator_target: str = "127.0.0.1:50055"
+    max_sessions: int = 8
+    # A turn that runs longer than this fails with DEADLINE_EXCEEDED (unless the client set a shorter deadline).
+    turn_timeout_seconds: float = 120.0
+    # History kept per session (user + assistant messages); the LLM trims further to its context window.
+    history_messages: int = 40
+    max_audio_seconds: float = 60.0
+    max_text_chars: int = 4000
+    max_avatar_bytes: int = 10 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        require(1 <= self.max_sessions <= 100000, f"TALKER_GATEWAY_MAX_SESSIONS={self.max_sessions}: must be >= 1")
+        require(0 < self.turn_timeout_seconds <= 3600,
+                f"TALKER_GATEWAY_TURN_TIMEOUT_SECONDS={self.turn_timeout_seconds}: must be in (0, 3600]")
+        require(0 <= self.history_messages <= 1000,
+                f"TALKER_GATEWAY_HISTORY_MESSAGES={self.history_messages}: must be 0..1000")
+        for name in ("asr_target", "llm_target", "tts_target", "animator_target"):
+            require(bool(getattr(self, name)), f"TALKER_GATEWAY_{name.upper()}: must not be empty")

@@ -1,0 +1,3 @@
+from services.tts.service import main
+
+main()
