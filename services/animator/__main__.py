@@ -1,0 +1,3 @@
+from services.animator.service import main
+
+main()

@@ -1,0 +1,237 @@
+"""The animator stage: a portrait and a stream of speech audio in, lip-synced video frames out."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import grpc
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+
+from services.animator.avatar import LANDMARKS, avatar_id
+from services.animator.backend import MODEL, AnimatorBackend, PreparedAvatar
+from services.animator.config import AnimatorConfig
+from services.animator.render import FrameState
+from services.animator.visemes import AudioWindow, OpennessTracker
+from services.common import buckets
+from services.common.audio import pcm16_to_float
+from services.common.config import ServerConfig, from_env
+from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
+from services.common.server import LoadedModel, Stage, run
+from talker.v1 import animator_pb2, animator_pb2_grpc, common_pb2
+
+_FORMATS = {
+    common_pb2.FRAME_FORMAT_UNSPECIFIED: common_pb2.FRAME_FORMAT_JPEG,
+    common_pb2.FRAME_FORMAT_JPEG: common_pb2.FRAME_FORMAT_JPEG,
+    common_pb2.FRAME_FORMAT_RGB24: common_pb2.FRAME_FORMAT_RGB24,
+}
+_FORMAT_NAMES = {common_pb2.FRAME_FORMAT_JPEG: "jpeg", common_pb2.FRAME_FORMAT_RGB24: "rgb24"}
+
+
+class AnimatorMetrics:
+    def __init__(self, registry: CollectorRegistry = REGISTRY):
+        r = registry
+        self.frames = Counter("talker_animator_frames_total", "Video frames sent.",
+                              ["renderer", "format"], registry=r)
+        self.render_seconds = Histogram("talker_animator_frame_render_seconds",
+                                        "Rendering and encoding one frame.", ["renderer"],
+                                        buckets=buckets.FRAME, registry=r)
+        self.first_frame = Histogram("talker_animator_time_to_first_frame_seconds",
+                                     "From the first audio segment's arrival to the first frame sent.",
+                                     ["renderer"], buckets=buckets.FIRST_OUTPUT, registry=r)
+        self.keypoints = Gauge("talker_animator_keypoints_per_frame",
+                               "Face keypoints driving each frame.", ["renderer"], registry=r)
+        self.cache_hits = Counter("talker_animator_avatar_cache_hits_total",
+                                  "Avatar lookups answered from this replica's cache.", registry=r)
+        self.cache_misses = Counter("talker_animator_avatar_cache_misses_total",
+                                    "Avatar lookups that had to prepare the portrait.", registry=r)
+        self.registration = Histogram("talker_animator_registration_seconds",
+                                      "Preparing a new avatar: decode, face mesh, crop.",
+                                      buckets=buckets.STAGE, registry=r)
+        self.audio_seconds = Counter("talker_animator_audio_seconds_total", "Seconds of audio animated.",
+                                     registry=r)
+        self.active_streams = Gauge("talker_animator_active_streams", "Animate streams in progress.",
+                                    registry=r)
+
+
+class _Stream:
+    """One Animate call: its settings, its recent audio and how far its frames have got."""
+
+    def __init__(self, backend: AnimatorBackend, entry: PreparedAvatar, fps: int, rate: int, fmt: int,
+                 quality: int, lookahead: int, gate_dbfs: float, full_dbfs: float):
+        self.backend = backend
+        self.entry = entry
+        self.fps = fps
+        self.rate = rate
+        self.format = fmt
+        self.quality = quality
+        self.lookahead = lookahead
+        self.audio = AudioWindow()
+        self.tracker = OpennessTracker(rate, fps, gate_dbfs, full_dbfs)
+        self.next_index = 0
+
+    def ready(self, final: bool) -> int:
+        """Frames [0, n) that can be rendered now."""
+        total = self.audio.total
+        if final:
+            return (2 * total * self.fps + self.rate) // (2 * self.rate)  # round(seconds * fps)
+        # Frame i shows [i/fps, (i+1)/fps); wait for that plus the look-ahead.
+        n = max(total * self.fps // self.rate - self.lookahead, 0)
+        while n > self.next_index and self.tracker.samples_needed(n - 1) > total:
+            n -= 1
+        return n
+
+    def render(self, stop: int) -> list[tuple[common_pb2.Frame, float]]:
+        """Frames [next_index, stop), blocking."""
+        out = []
+        for i in range(self.next_index, stop):
+            window = self.tracker.window(self.audio, i)
+            state = FrameState(index=i, pts=i / self.fps, openness=self.tracker.step(window), audio=window)
+            out.append(self.backend.frame(self.entry, state, self.format, self.quality))
+        self.next_index = stop
+        self.audio.drop_before(self.tracker.centre(stop) - self.tracker.half)
+        return out
+
+
+class AnimatorServicer(animator_pb2_grpc.AnimatorServicer):
+    def __init__(self, config: AnimatorConfig, backend: AnimatorBackend, metrics: AnimatorMetrics):
+        self.config = config
+        self.backend = backend
+        self.metrics = metrics
+
+    async def _register(self, data: bytes, field: str) -> tuple[PreparedAvatar, bool]:
+        entry = self.backend.lookup(avatar_id(data)) if data else None
+        if entry is not None:
+            self.metrics.cache_hits.inc()
+            return entry, True
+        self.metrics.cache_misses.inc()
+        t0 = time.perf_counter()
+        try:
+            entry = await asyncio.to_thread(self.backend.register, data)
+        except InvalidArgument as exc:
+            if field == "image":
+                raise
+            raise InvalidArgument(exc.message.replace("image:", f"{field}:", 1)) from None
+        self.metrics.registration.observe(time.perf_counter() - t0)
+        return entry, False
+
+    async def RegisterAvatar(self, request, context):
+        entry, cached = await self._register(request.image, "image")
+        a = entry.avatar
+        return animator_pb2.RegisterAvatarResponse(avatar_id=a.id, width=a.width, height=a.height,
+                                                   landmarks=int(a.landmarks.shape[0]), cached=cached)
+
+    async def _open(self, cfg: animator_pb2.AnimateConfig) -> _Stream:
+        c = self.config
+        fps = cfg.fps or c.fps
+        if not 1 <= fps <= 60:
+            raise InvalidArgument(f"config.fps: {cfg.fps} is outside 1..60 (0 = the default, {c.fps})")
+        rate = cfg.sample_rate
+        if not 8000 <= rate <= 48000:
+            raise InvalidArgument(f"config.sample_rate: {rate} Hz is outside 8000..48000 (it is required)")
+        quality = cfg.jpeg_quality or c.jpeg_quality
+        if not 1 <= quality <= 100:
+            raise InvalidArgument(f"config.jpeg_quality: {cfg.jpeg_quality} is outside 1..100 "
+                                  f"(0 = the default, {c.jpeg_quality})")
+        fmt = _FORMATS.get(cfg.format)
+        if fmt is None:
+            raise InvalidArgument(f"config.format: {cfg.format} is not a FrameFormat")
+        if cfg.avatar_image:
+            entry, _ = await self._register(cfg.avatar_image, "config.avatar_image")
+            if cfg.avatar_id and cfg.avatar_id != entry.avatar.id:
+                raise InvalidArgument(f"config.avatar_id: {cfg.avatar_id[:64]} is not the id of "
+                                      f"avatar_image ({entry.avatar.id})")
+        elif cfg.avatar_id:
+            entry = self.backend.lookup(cfg.avatar_id)
+            if entry is None:
+                self.metrics.cache_misses.inc()
+                raise NotFound(f"avatar_id {cfg.avatar_id[:64]}: unknown to this replica; resend avatar_image")
+            self.metrics.cache_hits.inc()
+        else:
+            entry = self.backend.default
+        return _Stream(self.backend, entry, fps, rate, fmt, quality, c.lookahead_frames, c.gate_dbfs,
+                       c.full_dbfs)
+
+    async def _frames(self, stream: _Stream, final: bool):
+        """Render (in batches, off the event loop) every frame that is ready."""
+        target = stream.ready(final)
+        renderer = self.backend.name
+        fmt = _FORMAT_NAMES[stream.format]
+        while stream.next_index < target:
+            stop = min(target, stream.next_index + self.config.batch_frames)
+            frames = await asyncio.to_thread(stream.render, stop)
+            self.metrics.keypoints.labels(renderer).set(int(stream.entry.avatar.landmarks.shape[0]))
+            for frame, seconds in frames:
+                self.metrics.render_seconds.labels(renderer).observe(seconds)
+                self.metrics.frames.labels(renderer, fmt).inc()
+                yield animator_pb2.AnimateResponse(frame=frame)
+
+    async def Animate(self, request_iterator, context):
+        stream: _Stream | None = None
+        first_audio: float | None = None
+        first_sent = False
+        renderer = self.backend.name
+
+        def sent():
+            nonlocal first_sent
+            if not first_sent and first_audio is not None:
+                first_sent = True
+                self.metrics.first_frame.labels(renderer).observe(time.perf_counter() - first_audio)
+
+        self.metrics.active_streams.inc()
+        try:
+            async for req in request_iterator:
+                kind = req.WhichOneof("msg")
+                if kind == "config":
+                    if stream is not None:
+                        raise InvalidArgument("config: sent twice; it must be the first message only")
+                    stream = await self._open(req.config)
+                elif kind == "audio":
+                    if stream is None:
+                        raise FailedPrecondition("audio: sent before config; send AnimateConfig first")
+                    if first_audio is None:
+                        first_audio = time.perf_counter()
+                    pcm = req.audio.pcm
+                    if len(pcm) % 2:
+                        raise InvalidArgument(f"audio.pcm: {len(pcm)} bytes; PCM16 needs an even number")
+                    samples = pcm16_to_float(pcm)
+                    stream.audio.append(samples)
+                    self.metrics.audio_seconds.inc(samples.size / stream.rate)
+                    async for resp in self._frames(stream, final=False):
+                        yield resp
+                        sent()
+                else:
+                    raise InvalidArgument("request: neither config nor audio is set")
+            if stream is None:
+                raise InvalidArgument("config: missing; the stream must start with AnimateConfig")
+            async for resp in self._frames(stream, final=True):
+                yield resp
+                sent()
+        finally:
+            self.metrics.active_streams.dec()
+
+
+class AnimatorStage(Stage):
+    name = "animator"
+    service_names = (animator_pb2.DESCRIPTOR.services_by_name["Animator"].full_name,)
+
+    def __init__(self, server_config: ServerConfig, config: AnimatorConfig | None = None,
+                 metrics: AnimatorMetrics | None = None):
+        self.config = config or from_env(AnimatorConfig, "TALKER_ANIMATOR_")
+        self.backend = AnimatorBackend(self.config, server_config.threads)
+        self.servicer = AnimatorServicer(self.config, self.backend, metrics or AnimatorMetrics())
+
+    def add_to_server(self, server: grpc.aio.Server) -> None:
+        animator_pb2_grpc.add_AnimatorServicer_to_server(self.servicer, server)
+
+    def load(self) -> LoadedModel:
+        self.backend.load()
+        self.servicer.metrics.keypoints.labels(self.backend.name).set(LANDMARKS)
+        return LoadedModel(backend=self.backend.name, model=MODEL, device="cpu")
+
+    async def close(self) -> None:
+        self.backend.close()
+
+
+def main() -> None:
+    run(AnimatorStage, "animator", grpc_port=50055, metrics_port=9105)
