@@ -40,13 +40,24 @@ class Session:
     config: gateway_pb2.SessionConfig
     history: list[llm_pb2.ChatMessage] = dataclasses.field(default_factory=list)
     turns: int = 0
+    current: Turn | None = None
 
 
 @dataclasses.dataclass
 class TurnInput:
+    """A typed turn, or a spoken one whose PCM16 chunks arrive on ``audio`` (None ends it)."""
+
     text: str = ""
-    pcm: bytes = b""
     sample_rate: int = 16000
+    audio: asyncio.Queue | None = None
+
+    @classmethod
+    def from_pcm(cls, pcm: bytes, sample_rate: int) -> TurnInput:
+        queue: asyncio.Queue = asyncio.Queue()
+        for i in range(0, len(pcm), ASR_CHUNK_BYTES):
+            queue.put_nowait(pcm[i:i + ASR_CHUNK_BYTES])
+        queue.put_nowait(None)
+        return cls(sample_rate=sample_rate, audio=queue)
 
 
 @dataclasses.dataclass
@@ -61,14 +72,16 @@ _DONE = object()
 
 class Turn:
     def __init__(self, clients: StageClients, metrics: GatewayMetrics, session: Session, number: int,
-                 turn_input: TurnInput, deadline: float):
+                 turn_input: TurnInput, turn_timeout: float, client_deadline: float | None = None):
         self.clients = clients
         self.metrics = metrics
         self.session = session
         self.number = number
         self.input = turn_input
-        self.deadline = deadline  # time.monotonic() by which the turn must end
-        self.t0 = time.monotonic()
+        self.turn_timeout = turn_timeout
+        self.client_deadline = client_deadline
+        self._timer: asyncio.Timeout | None = None
+        self._start_clock()
         self.clocks = {s: StageClock() for s in STAGES}
         self.transcript = ""
         self.reply = ""
@@ -80,6 +93,16 @@ class Turn:
         self.out: asyncio.Queue = asyncio.Queue(maxsize=64)
 
     # -- helpers ---------------------------------------------------------------
+
+    def _start_clock(self) -> None:
+        """The turn's clock starts when the user's turn ends (now, for typed turns and
+        again when the last audio chunk has arrived); its deadline counts from then."""
+        self.t0 = time.monotonic()
+        self.deadline = self.t0 + self.turn_timeout  # time.monotonic() by which the turn must end
+        if self.client_deadline is not None:
+            self.deadline = min(self.deadline, self.client_deadline)
+        if self._timer is not None:
+            self._timer.reschedule(asyncio.get_running_loop().time() + self.deadline - time.monotonic())
 
     def _mark(self, name: str) -> None:
         self.marks.setdefault(name, time.monotonic() - self.t0)
@@ -118,15 +141,17 @@ class Turn:
     # -- stages ----------------------------------------------------------------
 
     async def _transcribe(self) -> None:
-        if self.input.text:
+        if self.input.audio is None:
             self.transcript = self.input.text.strip()
         else:
-            pcm, rate = self.input.pcm, self.input.sample_rate
+            audio, rate = self.input.audio, self.input.sample_rate
 
             async def requests():
+                # Audio streams to ASR while the user is still speaking.
                 yield asr_pb2.TranscribeRequest(config=asr_pb2.TranscribeConfig(sample_rate=rate))
-                for i in range(0, len(pcm), ASR_CHUNK_BYTES):
-                    yield asr_pb2.TranscribeRequest(audio=pcm[i:i + ASR_CHUNK_BYTES])
+                while (chunk := await audio.get()) is not None:
+                    yield asr_pb2.TranscribeRequest(audio=chunk)
+                self._start_clock()
 
             call = self.clients.asr.Transcribe(requests(), timeout=self._timeout("asr"))
             async with self._call("asr", call):
@@ -214,7 +239,8 @@ class Turn:
 
     async def _produce(self) -> None:
         try:
-            async with asyncio.timeout_at(asyncio.get_running_loop().time() + self.deadline - time.monotonic()):
+            async with asyncio.timeout_at(asyncio.get_running_loop().time() + self.deadline - time.monotonic()) \
+                    as self._timer:
                 await self._transcribe()
                 sentences: asyncio.Queue = asyncio.Queue(maxsize=8)
                 segments: asyncio.Queue = asyncio.Queue(maxsize=32)

@@ -67,12 +67,14 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
             raise InvalidArgument(f"{field}: {len(text)} characters, more than {self.config.max_text_chars}")
         return text
 
-    def _deadline(self, context) -> float:
-        budget = self.config.turn_timeout_seconds
+    @staticmethod
+    def _client_deadline(context) -> float | None:
+        """The client's deadline, a little early: our error, naming the slow stage, must
+        reach the client before its own deadline fires with no details."""
         remaining = context.time_remaining()
-        if remaining is not None:
-            budget = min(budget, remaining)
-        return time.monotonic() + budget
+        if remaining is None:
+            return None
+        return time.monotonic() + remaining - min(0.25, 0.1 * remaining)
 
     def _remember(self, session: Session, turn: Turn) -> None:
         from talker.v1 import llm_pb2
@@ -89,7 +91,9 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
     async def _run_turn(self, session: Session, turn_input: TurnInput, context):
         """Yields the turn's events; failures propagate as StageError."""
         session.turns += 1
-        turn = Turn(self.clients, self.metrics, session, session.turns, turn_input, self._deadline(context))
+        turn = Turn(self.clients, self.metrics, session, session.turns, turn_input,
+                    self.config.turn_timeout_seconds, self._client_deadline(context))
+        session.current = turn
         try:
             async for event in turn.events():
                 yield event
@@ -117,7 +121,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
             if samples.size / rate > self.config.max_audio_seconds:
                 raise InvalidArgument(f"wav: {samples.size / rate:.1f} s of audio, more than "
                                       f"{self.config.max_audio_seconds:g} s")
-            turn_input = TurnInput(pcm=float_to_pcm16(samples), sample_rate=rate)
+            turn_input = TurnInput.from_pcm(float_to_pcm16(samples), rate)
         else:
             raise InvalidArgument("input: set either text or wav")
         with self._session_slot():
@@ -160,6 +164,9 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
                 current.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await current
+                # Tell the client where the stopped turn ended.
+                turn = session.current
+                await out.put(gateway_pb2.ConverseResponse(turn=turn.number, summary=turn.summary(cancelled=True)))
             current = None
 
         async def start(turn_input: TurnInput) -> None:
@@ -168,29 +175,39 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
             current = asyncio.create_task(play(turn_input))
 
         async def read() -> None:
-            audio = bytearray()
+            speech: asyncio.Queue | None = None  # the open spoken turn's audio, if any
+            received = 0
             try:
                 async for req in requests:
                     kind = req.WhichOneof("msg")
-                    if kind == "text":
-                        await start(TurnInput(text=self._check_text(req.text, "text")))
-                    elif kind == "audio":
-                        if len(audio) + len(req.audio) > max_bytes:
+                    if kind == "audio":
+                        if len(req.audio) % 2:
+                            raise InvalidArgument("audio: PCM16 chunks need an even number of bytes")
+                        if speech is None:
+                            # The user starts speaking: that is a new turn (barge-in).
+                            speech, received = asyncio.Queue(), 0
+                            await start(TurnInput(sample_rate=CONVERSE_RATE, audio=speech))
+                        received += len(req.audio)
+                        if received > max_bytes:
                             raise InvalidArgument(f"audio: the turn is longer than {self.config.max_audio_seconds:g} s")
-                        audio += req.audio
+                        speech.put_nowait(req.audio)
                     elif kind == "end_of_turn":
-                        if not audio:
+                        if speech is None:
                             raise InvalidArgument("end_of_turn: no audio was sent in this turn")
-                        if len(audio) % 2:
-                            raise InvalidArgument("audio: PCM16 needs an even number of bytes in a turn")
-                        await start(TurnInput(pcm=bytes(audio), sample_rate=CONVERSE_RATE))
-                        audio.clear()
+                        speech.put_nowait(None)
+                        speech = None
+                    elif kind == "text":
+                        speech = None
+                        await start(TurnInput(text=self._check_text(req.text, "text")))
                     elif kind == "cancel":
+                        speech = None
                         await stop_current()
                     elif kind == "config":
                         raise FailedPrecondition("config: sent twice; it must be the first message only")
                     else:
                         raise InvalidArgument("request: no field of the msg oneof is set")
+                if speech is not None:
+                    speech.put_nowait(None)  # the stream closed mid-utterance: that ends the turn
                 if current:
                     await asyncio.shield(current)
                 await out.put(end)

@@ -60,10 +60,11 @@ class ServiceProcess:
 
 class Stack:
     def __init__(self, run_dir: Path | None = None, port_offset: int = 0, venv_dir: Path | None = None,
-                 env: dict[str, str] | None = None):
+                 env: dict[str, str] | None = None, service_env: dict[str, dict[str, str]] | None = None):
         self.run_dir = Path(run_dir or ROOT / "out" / "stack")
         self.venv_dir = Path(venv_dir or os.environ.get("TALKER_VENV_DIR", ROOT / ".venv"))
-        self.env = dict(env or {})
+        self.env = dict(env or {})  # for every service
+        self.per_service = {k: dict(v) for k, v in (service_env or {}).items()}
         self.services = {
             name: ServiceProcess(name, g + port_offset, m + port_offset,
                                  self.run_dir / f"{name}.pid", self.run_dir / f"{name}.log")
@@ -88,6 +89,7 @@ class Stack:
             for stage in STAGES:
                 env[f"TALKER_GATEWAY_{stage.upper()}_TARGET"] = self.services[stage].target
         env.update(self.env)
+        env.update(self.per_service.get(name, {}))
         return env
 
     def start(self, names: tuple[str, ...] | None = None) -> None:

@@ -105,6 +105,9 @@ class ServerConfig:
     threads: int = 1
     max_message_bytes: int = 8 * 1024 * 1024
     log_level: str = "INFO"
+    # Fault injection for tests and drills: every call to the stage's own RPCs
+    # waits this long before it is handled. Never set in production.
+    fault_delay_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         check_port("TALKER_GRPC_PORT", self.grpc_port)
@@ -114,5 +117,7 @@ class ServerConfig:
         require(1 <= self.threads <= 256, f"TALKER_THREADS={self.threads}: must be 1..256")
         require(self.max_message_bytes >= 64 * 1024,
                 f"TALKER_MAX_MESSAGE_BYTES={self.max_message_bytes}: must be >= 65536")
+        require(0 <= self.fault_delay_seconds <= 600,
+                f"TALKER_FAULT_DELAY_SECONDS={self.fault_delay_seconds}: must be 0..600")
         require(self.log_level.upper() in {"DEBUG", "INFO", "WARNING", "ERROR"},
                 f"TALKER_LOG_LEVEL={self.log_level!r}: one of DEBUG, INFO, WARNING, ERROR")

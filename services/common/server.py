@@ -24,6 +24,7 @@ from prometheus_client import start_http_server
 
 from services.common.config import ConfigError, ServerConfig, from_env
 from services.common.errors import ErrorInterceptor
+from services.common.handlers import rewrap
 from services.common.metrics import GrpcServerMetrics, MetricsInterceptor, ModelMetrics, build_info
 
 log = logging.getLogger("talker.server")
@@ -82,6 +83,34 @@ class ReadinessInterceptor(grpc.aio.ServerInterceptor):
             _refusing_stream(handler, refuse)
 
 
+class DelayInterceptor(grpc.aio.ServerInterceptor):
+    """Fault injection: holds each of the stage's own calls for a fixed time first."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        if handler is None or handler_call_details.method.startswith(ReadinessInterceptor._ALWAYS):
+            return handler
+        seconds = self.seconds
+
+        if handler.response_streaming:
+            def wrapper(inner):
+                async def call(request, context):
+                    await asyncio.sleep(seconds)
+                    async for item in inner(request, context):
+                        yield item
+                return call
+        else:
+            def wrapper(inner):
+                async def call(request, context):
+                    await asyncio.sleep(seconds)
+                    return await inner(request, context)
+                return call
+        return rewrap(handler, wrapper)
+
+
 def _refusing_stream(handler, refuse):
     async def call(request, context):
         await refuse(request, context)
@@ -119,8 +148,12 @@ async def serve(stage: Stage, config: ServerConfig, stop: asyncio.Event | None =
     model_metrics = ModelMetrics(stage.name)
     start_http_server(config.metrics_port, addr=config.metrics_host)
     readiness = ReadinessInterceptor(stage.name)
+    interceptors = [MetricsInterceptor(GrpcServerMetrics()), readiness, ErrorInterceptor()]
+    if config.fault_delay_seconds:
+        log.warning("%s: fault injection on: every call waits %.2f s", stage.name, config.fault_delay_seconds)
+        interceptors.append(DelayInterceptor(config.fault_delay_seconds))
     server = grpc.aio.server(
-        interceptors=[MetricsInterceptor(GrpcServerMetrics()), readiness, ErrorInterceptor()],
+        interceptors=interceptors,
         options=server_options(config),
         maximum_concurrent_rpcs=config.max_concurrent_rpcs,
     )
