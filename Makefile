@@ -6,6 +6,13 @@ SERVICES := asr llm tts animator gateway
 PIP_FLAGS := -q --disable-pip-version-check
 export OMP_WAIT_POLICY := PASSIVE
 
+# Optional parts (extra backends and their environments) add themselves here:
+# mk/<part>.mk appends to SETUP_EXTRA, TEST_EXTRA and BENCH_EXTRA.
+SETUP_EXTRA :=
+TEST_EXTRA :=
+BENCH_EXTRA :=
+-include mk/*.mk
+
 .PHONY: help setup proto proto-check up down status demo test test-unit test-system lint bench clean
 
 help:
@@ -42,8 +49,7 @@ $(VENV)/animator/.installed: services/animator/requirements.txt
 $(VENV)/gateway/.installed: gateway/requirements.txt pyproject.toml
 	rm -rf $(VENV)/gateway && $(PY) -m venv $(VENV)/gateway
 	$(VENV)/gateway/bin/pip install $(PIP_FLAGS) -r $<
-	$(VENV)/gateway/bin/pip install $(PIP_FLAGS) --no-deps --no-build-isolation -e . || \
-		$(VENV)/gateway/bin/pip install $(PIP_FLAGS) --no-deps -e .
+	$(VENV)/gateway/bin/pip install $(PIP_FLAGS) --no-deps -e .
 	touch $@
 
 # Tests and lint run here: the gateway's dependencies plus the test tools.
@@ -87,10 +93,18 @@ demo: up
 	@echo "The stack keeps running: curl one of the metrics URLs above; 'make down' stops it."
 
 # --- checks -----------------------------------------------------------------
-test: setup promtool proto-check
+test: setup $(SETUP_EXTRA) promtool proto-check
 	$(VENV)/dev/bin/python -m pytest -q -p no:cacheprovider tests/unit --ignore-glob='tests/unit/test_animator_*'
 	$(VENV)/animator/bin/python -m pytest -q -p no:cacheprovider tests/unit/test_animator_*.py
 	$(VENV)/dev/bin/python -m pytest -q -p no:cacheprovider tests/system
+	@for t in $(TEST_EXTRA); do $(MAKE) --no-print-directory $$t || exit 1; done
+
+# Benchmarks on the local machine; results land in docs/benchmarks.md.
+bench: setup $(SETUP_EXTRA)
+	rm -rf out/bench && mkdir -p out/bench
+	$(VENV)/dev/bin/python -m bench.pipeline
+	@for t in $(BENCH_EXTRA); do $(MAKE) --no-print-directory $$t || exit 1; done
+	$(VENV)/dev/bin/python -m bench.report
 
 lint: $(VENV)/dev/.installed
 	$(VENV)/dev/bin/ruff check .

@@ -65,6 +65,16 @@ class StageClock:
     first_output: float = 0.0
     busy: float = 0.0
     calls: int = 0
+    first_input_at: float = 0.0  # monotonic time the stage got its first input
+    first_call: float = 0.0      # first input -> first useful output
+
+    def input(self) -> None:
+        if not self.first_input_at:
+            self.first_input_at = time.monotonic()
+
+    def output(self) -> None:
+        if self.first_input_at and not self.first_call:
+            self.first_call = time.monotonic() - self.first_input_at
 
 
 _DONE = object()
@@ -159,6 +169,9 @@ class Turn:
                     if resp.is_final:
                         self.transcript = resp.text.strip()
             self._first("asr")
+            # Whisper decodes once the audio has ended: its latency counts from there.
+            self.clocks["asr"].first_input_at = self.t0
+            self.clocks["asr"].output()
             if not speakable_piece(self.transcript):
                 raise InvalidArgument("audio: no speech was recognised in the turn's audio")
         self._mark("transcript")
@@ -171,6 +184,7 @@ class Turn:
             messages.append(llm_pb2.ChatMessage(role=llm_pb2.ROLE_SYSTEM, content=cfg.system_prompt))
         messages += self.session.history
         messages.append(llm_pb2.ChatMessage(role=llm_pb2.ROLE_USER, content=self.transcript))
+        self.clocks["llm"].input()
         call = self.clients.llm.Generate(
             llm_pb2.GenerateRequest(messages=messages, max_tokens=cfg.max_reply_tokens),
             timeout=self._timeout("llm"))
@@ -184,8 +198,10 @@ class Turn:
                 self.reply += resp.text
                 await self._emit(reply_text=gateway_pb2.ReplyText(delta=resp.text))
                 for sentence in splitter.feed(resp.text):
+                    self.clocks["llm"].output()
                     await sentences.put(sentence)
         for sentence in splitter.flush():
+            self.clocks["llm"].output()
             await sentences.put(sentence)
         await sentences.put(None)
 
@@ -194,6 +210,7 @@ class Turn:
         while (sentence := await sentences.get()) is not None:
             if not speakable_piece(sentence):
                 continue
+            self.clocks["tts"].input()
             call = self.clients.tts.Synthesize(tts_pb2.SynthesizeRequest(text=sentence, voice=cfg.voice),
                                                timeout=self._timeout("tts"))
             async with self._call("tts", call):
@@ -203,6 +220,7 @@ class Turn:
                     if not n:
                         continue
                     self._first("tts")
+                    self.clocks["tts"].output()
                     self._mark("first_audio")
                     self.sample_rate = chunk.sample_rate
                     pts = self.audio_samples / chunk.sample_rate
@@ -222,6 +240,7 @@ class Turn:
 
         async def requests():
             yield animator_pb2.AnimateRequest(config=config)
+            self.clocks["animator"].input()
             item = first
             while item is not None:
                 yield animator_pb2.AnimateRequest(audio=animator_pb2.AudioSegment(pcm=item[0], text=item[2]))
@@ -231,6 +250,7 @@ class Turn:
         async with self._call("animator", call):
             async for resp in call:
                 self._first("animator")
+                self.clocks["animator"].output()
                 self._mark("first_frame")
                 self.frames += 1
                 if self.frames == 2 and resp.frame.pts > 0:
@@ -292,7 +312,8 @@ class Turn:
             time_to_first_frame=self.marks.get("first_frame", 0.0),
             turn_seconds=time.monotonic() - self.t0,
             stages=[gateway_pb2.StageTiming(stage=s, first_output_seconds=c.first_output, busy_seconds=c.busy,
-                                            calls=c.calls) for s, c in self.clocks.items() if c.calls],
+                                            calls=c.calls, first_call_seconds=c.first_call)
+                    for s, c in self.clocks.items() if c.calls],
             audio_seconds=self.audio_samples / self.sample_rate if self.sample_rate else 0.0,
             frames=self.frames, fps=self.fps, cancelled=cancelled)
 

@@ -105,6 +105,8 @@ class ServerConfig:
     threads: int = 1
     max_message_bytes: int = 8 * 1024 * 1024
     log_level: str = "INFO"
+    # gRPC server metrics (the grpc_server_* interceptor); off only to measure its cost.
+    metrics_enabled: bool = True
     # Fault injection for tests and drills: every call to the stage's own RPCs
     # waits this long before it is handled. Never set in production.
     fault_delay_seconds: float = 0.0

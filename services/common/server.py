@@ -148,7 +148,9 @@ async def serve(stage: Stage, config: ServerConfig, stop: asyncio.Event | None =
     model_metrics = ModelMetrics(stage.name)
     start_http_server(config.metrics_port, addr=config.metrics_host)
     readiness = ReadinessInterceptor(stage.name)
-    interceptors = [MetricsInterceptor(GrpcServerMetrics()), readiness, ErrorInterceptor()]
+    interceptors = [readiness, ErrorInterceptor()]
+    if config.metrics_enabled:
+        interceptors.insert(0, MetricsInterceptor(GrpcServerMetrics()))
     if config.fault_delay_seconds:
         log.warning("%s: fault injection on: every call waits %.2f s", stage.name, config.fault_delay_seconds)
         interceptors.append(DelayInterceptor(config.fault_delay_seconds))

@@ -22,7 +22,9 @@ async def iterate_in_thread(make_iter: Callable[[threading.Event], Iterator[T]],
 
     ``make_iter`` receives a ``threading.Event`` that is set when the consumer
     goes away (cancellation, client disconnect); the iterator should check it
-    between steps and stop. The bounded queue gives backpressure.
+    between steps and stop. The bounded queue gives backpressure. Closing this
+    generator (``contextlib.aclosing``) returns only once the worker thread has
+    stopped, so the model is free again when the caller moves on.
     """
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue(max_buffered)
@@ -61,6 +63,9 @@ async def iterate_in_thread(make_iter: Callable[[threading.Event], Iterator[T]],
             yield item
     finally:
         cancelled.set()
+        if thread.is_alive():
+            # Shielded: even when our caller is being cancelled, wait for the model to be left alone.
+            await asyncio.shield(asyncio.to_thread(thread.join))
 
 
 class _Failure:

@@ -69,16 +69,18 @@ class ReplyText(_message.Message):
     def __init__(self, delta: _Optional[str] = ...) -> None: ...
 
 class StageTiming(_message.Message):
-    __slots__ = ("stage", "first_output_seconds", "busy_seconds", "calls")
+    __slots__ = ("stage", "first_output_seconds", "busy_seconds", "calls", "first_call_seconds")
     STAGE_FIELD_NUMBER: _ClassVar[int]
     FIRST_OUTPUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     BUSY_SECONDS_FIELD_NUMBER: _ClassVar[int]
     CALLS_FIELD_NUMBER: _ClassVar[int]
+    FIRST_CALL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     stage: str
     first_output_seconds: float
     busy_seconds: float
     calls: int
-    def __init__(self, stage: _Optional[str] = ..., first_output_seconds: _Optional[float] = ..., busy_seconds: _Optional[float] = ..., calls: _Optional[int] = ...) -> None: ...
+    first_call_seconds: float
+    def __init__(self, stage: _Optional[str] = ..., first_output_seconds: _Optional[float] = ..., busy_seconds: _Optional[float] = ..., calls: _Optional[int] = ..., first_call_seconds: _Optional[float] = ...) -> None: ...
 
 class TurnSummary(_message.Message):
     __slots__ = ("transcript", "reply", "time_to_transcript", "time_to_first_token", "time_to_first_audio", "time_to_first_frame", "turn_seconds", "stages", "audio_seconds", "frames", "fps", "cancelled")

@@ -1,0 +1,205 @@
+"""End-to-end benchmark of the streaming pipeline on the embedded models.
+
+Starts the local stack, then measures, on the gateway's clock:
+- spoken turns (a ~3 s question): time to first audio / first frame, full turn, per-stage latency
+  on the critical path, and the gateway's own overhead (time to first frame minus the stages' own
+  first-output latencies);
+- 1, 2 and 4 concurrent sessions: turns per minute, p50/p95 turn time, failed turns;
+- the cost of instrumentation: the same load with the gRPC metrics interceptors on and off,
+  alternated to cancel drift, as a throughput ratio.
+
+Writes out/bench/pipeline.md and docs/benchmark_latency.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import numpy as np
+
+from bench.common import OUT, ROOT, p50, pct, table, write_section
+from gateway.stack import Stack
+from services.common.audio import write_wav
+from talker.v1 import gateway_pb2, gateway_pb2_grpc, tts_pb2, tts_pb2_grpc
+
+QUESTION = "Could you tell me something interesting about the ocean and the animals living in it?"
+THREE_SENTENCES = gateway_pb2.SessionConfig(
+    system_prompt="You are Talker, a friendly digital human. Answer in exactly three short sentences.",
+    max_reply_tokens=96)
+TEXT_QUESTIONS = ["What do you like about autumn?", "How do bees make honey?", "Why is the sky blue?",
+                  "What is a good breakfast?", "How do trains work?", "Tell me about the moon."]
+
+
+def spoken_question(stack: Stack) -> bytes:
+    with grpc.insecure_channel(stack.services["tts"].target) as ch:
+        chunks = list(tts_pb2_grpc.TtsStub(ch).Synthesize(tts_pb2.SynthesizeRequest(text=QUESTION), timeout=60))
+    pcm = b"".join(c.audio.pcm for c in chunks)
+    return write_wav(np.frombuffer(pcm, "<i2").astype(np.float32) / 32768, chunks[0].audio.sample_rate)
+
+
+def one_turn(stub, **kw) -> gateway_pb2.TurnSummary:
+    summary = None
+    for ev in stub.Ask(gateway_pb2.AskRequest(config=THREE_SENTENCES, **kw), timeout=300):
+        if ev.WhichOneof("event") == "summary":
+            summary = ev.summary
+    return summary
+
+
+def critical_path(s: gateway_pb2.TurnSummary) -> dict[str, float]:
+    stages = {st.stage: st.first_call_seconds for st in s.stages}
+    row = {k: stages.get(k, 0.0) for k in ("asr", "llm", "tts", "animator")}
+    row["gateway"] = s.time_to_first_frame - sum(row.values())
+    return row
+
+
+def load(stub, sessions: int, turns_each: int) -> tuple[float, list[float], int]:
+    """Run ``sessions`` clients in parallel; returns (wall seconds, turn seconds, failures)."""
+    def client(i: int):
+        times, failed = [], 0
+        for k in range(turns_each):
+            try:
+                s = one_turn(stub, text=TEXT_QUESTIONS[(i + k) % len(TEXT_QUESTIONS)])
+                times.append(s.turn_seconds)
+            except grpc.RpcError as exc:
+                print(f"  turn failed: {exc.code().name}: {exc.details()}", file=sys.stderr)
+                failed += 1
+        return times, failed
+
+    t0 = time.monotonic()
+    with cf.ThreadPoolExecutor(sessions) as pool:
+        results = list(pool.map(client, range(sessions)))
+    wall = time.monotonic() - t0
+    return wall, [t for r in results for t in r[0]], sum(r[1] for r in results)
+
+
+def start(offset: int, metrics: bool) -> Stack:
+    env = {} if metrics else {"TALKER_METRICS_ENABLED": "false"}
+    stack = Stack(run_dir=OUT / f"stack-{offset}", port_offset=offset, env=env)
+    stack.stop()
+    stack.start()
+    stack.wait_serving(300)
+    return stack
+
+
+def plot(rows: list[dict[str, float]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    parts = ["asr", "llm", "tts", "animator", "gateway"]
+    labels = {"asr": "ASR (decode after end of speech)", "llm": "LLM (to first sentence)",
+              "tts": "TTS (to first audio)", "animator": "animator (to first frame)", "gateway": "gateway overhead"}
+    med = {p: p50([r[p] for r in rows]) for p in parts}
+    fig, ax = plt.subplots(figsize=(8, 2.6), dpi=100)
+    left = 0.0
+    for p, color in zip(parts, ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3"], strict=True):
+        ax.barh([0], [med[p]], left=left, color=color, label=f"{labels[p]}: {med[p] * 1000:.0f} ms")
+        left += med[p]
+    ax.set_yticks([])
+    ax.set_xlabel("seconds from the end of the spoken question (median)")
+    ax.set_title("Time to first frame, by stage on the critical path")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.35), ncol=2, fontsize=8, frameon=False)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--turns", type=int, default=12, help="spoken turns for the latency figures")
+    parser.add_argument("--load-turns", type=int, default=4, help="turns per session in the load runs")
+    parser.add_argument("--offset", type=int, default=700, help="port offset of the benchmark stack")
+    args = parser.parse_args()
+
+    stack = start(args.offset, metrics=True)
+    try:
+        stub = gateway_pb2_grpc.GatewayStub(grpc.insecure_channel(stack.services["gateway"].target))
+        wav = spoken_question(stack)
+        one_turn(stub, text="Hello!")  # warm-up
+        spoken = []
+        for i in range(args.turns):
+            s = one_turn(stub, wav=wav)
+            spoken.append(s)
+            print(f"spoken turn {i + 1}: first frame {s.time_to_first_frame:.3f} s, turn {s.turn_seconds:.3f} s",
+                  file=sys.stderr)
+        concurrency = {}
+        for n in (1, 2, 4):
+            concurrency[n] = load(stub, n, args.load_turns)
+            print(f"{n} sessions: {concurrency[n][0]:.1f} s, failures {concurrency[n][2]}", file=sys.stderr)
+    finally:
+        stack.stop()
+
+    # Instrumentation: alternate on/off stacks under the same 2-session load.
+    ratios = {True: [], False: []}
+    for metrics in (True, False, True, False):
+        s2 = start(args.offset + 50, metrics=metrics)
+        try:
+            stub2 = gateway_pb2_grpc.GatewayStub(grpc.insecure_channel(s2.services["gateway"].target))
+            one_turn(stub2, text="Hello!")
+            wall, times, _ = load(stub2, 2, args.load_turns)
+            ratios[metrics].append(len(times) / wall)
+        finally:
+            s2.stop()
+    on, off = sum(ratios[True]) / 2, sum(ratios[False]) / 2
+
+    ttfa = [s.time_to_first_audio for s in spoken]
+    ttff = [s.time_to_first_frame for s in spoken]
+    full = [s.turn_seconds for s in spoken]
+    share = [s.time_to_first_frame / s.turn_seconds for s in spoken]
+    paths = [critical_path(s) for s in spoken]
+    sentences = [max(1, sum(1 for ch in s.reply if ch in ".!?")) for s in spoken]
+    rows = [[name, p50(v), pct(v, 95)] for name, v in [
+        ("time to transcript (ASR)", [s.time_to_transcript for s in spoken]),
+        ("time to first token", [s.time_to_first_token for s in spoken]),
+        ("time to first audio", ttfa), ("time to first frame", ttff), ("full turn", full),
+        ("first frame / full turn", share),
+    ]]
+    stage_rows = [[k, p50([p[k] for p in paths]) * 1000, pct([p[k] for p in paths], 95) * 1000]
+                  for k in ("asr", "llm", "tts", "animator", "gateway")]
+    conc_rows = []
+    for n, (wall, times, failed) in concurrency.items():
+        conc_rows.append([n, len(times) + failed, f"{60 * len(times) / wall:.1f}", p50(times), pct(times, 95), failed])
+
+    png = ROOT / "docs" / "benchmark_latency.png"
+    plot(paths, png)
+    overhead = p50([p["gateway"] for p in paths])
+    text = f"""## Pipeline (spoken question → lip-synced answer)
+
+{args.turns} spoken turns of a {QUESTION!r} WAV ({len(wav) / 2 / 22050:.1f} s, made by the TTS service), one at
+a time, answers asked in three sentences (the replies had {p50(sentences):.0f} sentence ends at the median).
+Seconds on the gateway's clock from the end of the question:
+
+{table(["measure", "p50", "p95"], rows)}
+
+Critical path to the first frame, per stage (ms; each stage from its first input to its first useful output,
+the gateway being the rest):
+
+{table(["stage", "p50 ms", "p95 ms"], stage_rows)}
+
+![latency breakdown](benchmark_latency.png)
+
+Concurrent sessions ({args.load_turns} text turns each, three-sentence answers):
+
+{table(["sessions", "turns", "turns/min", "turn p50 s", "turn p95 s", "failed"], conc_rows)}
+
+Instrumentation: two sessions × {args.load_turns} turns on a fresh stack with the gRPC metrics interceptors on,
+then off, twice each: {on * 60:.2f} vs {off * 60:.2f} turns/min, **ratio on/off = {on / off:.3f}**
+(tracing is not part of the services yet, so this is the metrics cost alone).
+
+Targets: first frame ≤ 40% of the full turn ({'met' if p50(share) <= 0.4 else 'MISSED'}: {p50(share):.0%} at p50),
+first frame p50 ≤ 1.5 s ({'met' if p50(ttff) <= 1.5 else 'MISSED'}: {p50(ttff):.2f} s), gateway overhead ≤ 50 ms
+p50 ({'met' if overhead <= 0.05 else 'MISSED'}: {overhead * 1000:.0f} ms), instrumentation ratio ≥ 0.98
+({'met' if on / off >= 0.98 else 'MISSED'}), no failed turn at 4 sessions
+({'met' if concurrency[4][2] == 0 else 'MISSED'}).
+"""
+    print(write_section("pipeline", text))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
