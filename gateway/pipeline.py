@@ -17,10 +17,13 @@ import time
 from collections.abc import AsyncIterator
 
 import grpc
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 
 from gateway.metrics import STAGES, GatewayMetrics
 from gateway.sentences import SentenceSplitter, speakable_piece
 from gateway.stages import StageClients
+from services.common import tracing
 from services.common.errors import InvalidArgument, StageError
 from talker.v1 import animator_pb2, asr_pb2, common_pb2, gateway_pb2, llm_pb2, tts_pb2
 
@@ -82,7 +85,8 @@ _DONE = object()
 
 class Turn:
     def __init__(self, clients: StageClients, metrics: GatewayMetrics, session: Session, number: int,
-                 turn_input: TurnInput, turn_timeout: float, client_deadline: float | None = None):
+                 turn_input: TurnInput, turn_timeout: float, client_deadline: float | None = None,
+                 own_trace: bool = False):
         self.clients = clients
         self.metrics = metrics
         self.session = session
@@ -92,6 +96,7 @@ class Turn:
         self.client_deadline = client_deadline
         self._timer: asyncio.Timeout | None = None
         self._start_clock()
+        self.span = self._start_span(own_trace)
         self.clocks = {s: StageClock() for s in STAGES}
         self.transcript = ""
         self.reply = ""
@@ -113,6 +118,18 @@ class Turn:
             self.deadline = min(self.deadline, self.client_deadline)
         if self._timer is not None:
             self._timer.reschedule(asyncio.get_running_loop().time() + self.deadline - time.monotonic())
+
+    def _start_span(self, own_trace: bool):
+        """The turn's span: a child of the Ask call, or (in a Converse session, where one
+        stream carries many turns) the root of its own trace, linked to the session."""
+        attributes = {"talker.turn.number": self.number,
+                      "talker.turn.input": "text" if self.input.audio is None else "audio"}
+        tracer = tracing.tracer("talker.gateway")
+        if not own_trace:
+            return tracer.start_span("talker.turn", attributes=attributes)
+        session = trace.get_current_span().get_span_context()
+        return tracer.start_span("talker.turn", context=otel_context.Context(), attributes=attributes,
+                                 links=[trace.Link(session)] if session.is_valid else [])
 
     def _mark(self, name: str) -> None:
         self.marks.setdefault(name, time.monotonic() - self.t0)
@@ -142,7 +159,7 @@ class Turn:
                 call.cancel()
             spent = time.monotonic() - start
             clock.busy += spent
-            self.metrics.stage_seconds.labels(stage).observe(spent)
+            self.metrics.stage_seconds.labels(stage).observe(spent, tracing.exemplar())
 
     def _first(self, stage: str) -> None:
         if not self.clocks[stage].first_output:
@@ -287,7 +304,12 @@ class Turn:
 
     async def events(self) -> AsyncIterator[gateway_pb2.ConverseResponse]:
         """The turn's events for the client, ending with a summary."""
-        producer = asyncio.create_task(self._produce())
+        # Stage calls run in the producer task; it inherits the turn span as its current span.
+        token = otel_context.attach(trace.set_span_in_context(self.span))
+        try:
+            producer = asyncio.create_task(self._produce())
+        finally:
+            otel_context.detach(token)
         try:
             while True:
                 item = await self.out.get()
@@ -296,11 +318,19 @@ class Turn:
                 if isinstance(item, BaseException):
                     raise item
                 yield item
+        except BaseException as exc:
+            if not isinstance(exc, (asyncio.CancelledError, GeneratorExit)):
+                self.span.record_exception(exc)
+                self.span.set_status(trace.Status(trace.StatusCode.ERROR, str(exc)))
+            raise
         finally:
             if not producer.done():
                 producer.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await producer
+            self.span.set_attributes({"talker.turn.audio_seconds": self.audio_samples / (self.sample_rate or 1),
+                                      "talker.turn.frames": self.frames})
+            self.span.end()
         yield gateway_pb2.ConverseResponse(turn=self.number, summary=self.summary())
 
     def summary(self, cancelled: bool = False) -> gateway_pb2.TurnSummary:
@@ -322,11 +352,12 @@ class Turn:
         m.turns.labels(status).inc()
         if status != "ok":
             return
-        m.turn_seconds.observe(time.monotonic() - self.t0)
+        example = tracing.exemplar(self.span)  # the turn's trace, for drilling down from a slow bucket
+        m.turn_seconds.observe(time.monotonic() - self.t0, example)
         for mark, hist in (("transcript", m.first_transcript), ("first_token", m.first_token),
                            ("first_audio", m.first_audio), ("first_frame", m.first_frame)):
             if mark in self.marks:
-                hist.observe(self.marks[mark])
+                hist.observe(self.marks[mark], example)
 
 
 def _first_failure(group: BaseExceptionGroup) -> BaseException:

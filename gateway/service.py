@@ -88,11 +88,11 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         else:
             session.history = []
 
-    async def _run_turn(self, session: Session, turn_input: TurnInput, context):
+    async def _run_turn(self, session: Session, turn_input: TurnInput, context, own_trace: bool = False):
         """Yields the turn's events; failures propagate as StageError."""
         session.turns += 1
         turn = Turn(self.clients, self.metrics, session, session.turns, turn_input,
-                    self.config.turn_timeout_seconds, self._client_deadline(context))
+                    self.config.turn_timeout_seconds, self._client_deadline(context), own_trace)
         session.current = turn
         try:
             async for event in turn.events():
@@ -150,7 +150,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
 
         async def play(turn_input: TurnInput) -> None:
             try:
-                async for event in self._run_turn(session, turn_input, context):
+                async for event in self._run_turn(session, turn_input, context, own_trace=True):
                     await out.put(event)
             except StageError as exc:
                 code, message = status_for(exc)

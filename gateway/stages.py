@@ -7,6 +7,7 @@ import json
 import grpc
 
 from gateway.config import GatewayConfig
+from services.common import tracing
 from talker.v1 import animator_pb2_grpc, asr_pb2_grpc, llm_pb2_grpc, tts_pb2_grpc
 
 # Balance calls over every address the target resolves to (headless Services
@@ -29,11 +30,11 @@ def channel_options(max_message_bytes: int) -> list[tuple[str, object]]:
 class StageClients:
     def __init__(self, config: GatewayConfig, max_message_bytes: int):
         opts = channel_options(max_message_bytes)
+        targets = {"asr": config.asr_target, "llm": config.llm_target, "tts": config.tts_target,
+                   "animator": config.animator_target}
         self.channels = {
-            "asr": grpc.aio.insecure_channel(config.asr_target, options=opts),
-            "llm": grpc.aio.insecure_channel(config.llm_target, options=opts),
-            "tts": grpc.aio.insecure_channel(config.tts_target, options=opts),
-            "animator": grpc.aio.insecure_channel(config.animator_target, options=opts),
+            stage: grpc.aio.insecure_channel(target, options=opts, interceptors=tracing.client_interceptors())
+            for stage, target in targets.items()
         }
         self.asr = asr_pb2_grpc.AsrStub(self.channels["asr"])
         self.llm = llm_pb2_grpc.LlmStub(self.channels["llm"])

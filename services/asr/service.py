@@ -10,7 +10,7 @@ from prometheus_client import Counter, Histogram
 
 from services.asr.backend import MODEL_RATE, WhisperBackend
 from services.asr.config import AsrConfig
-from services.common import buckets
+from services.common import buckets, tracing
 from services.common.audio import pcm16_to_float, resample
 from services.common.config import ServerConfig, from_env
 from services.common.errors import FailedPrecondition, InvalidArgument
@@ -65,11 +65,14 @@ class AsrServicer(asr_pb2_grpc.AsrServicer):
         audio_seconds = samples.size / MODEL_RATE
         async with self.lock:
             t0 = time.perf_counter()
-            text = await asyncio.to_thread(self.backend.transcribe, samples)
+            with tracing.tracer("talker.asr").start_as_current_span("asr.transcribe", attributes={
+                    "talker.asr.model": self.backend.model_name, "talker.asr.audio_seconds": audio_seconds}) as span:
+                text = await asyncio.to_thread(self.backend.transcribe, samples)
+                span.set_attribute("talker.asr.words", len(text.split()))
             seconds = time.perf_counter() - t0
         model = self.backend.model_name
         self.metrics.audio_seconds.labels(model).inc(audio_seconds)
-        self.metrics.processing.labels(model).observe(seconds)
+        self.metrics.processing.labels(model).observe(seconds, tracing.exemplar())
         self.metrics.rtf.labels(model).observe(seconds / max(audio_seconds, 1e-3))
         yield asr_pb2.TranscribeResponse(text=text, is_final=True, audio_seconds=audio_seconds,
                                          processing_seconds=seconds)

@@ -15,6 +15,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 
 from services.common import buckets
 from services.common.handlers import GRPC_TYPES, rewrap, shape
+from services.common.tracing import exemplar
 
 NAMESPACE = "talker"
 VERSION = "0.1.0"
@@ -60,7 +61,7 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
         def finish(context, start, exc):
             code = _final_code(context, exc)
             m.handled.labels(*labels, code).inc()
-            m.seconds.labels(*labels).observe(time.perf_counter() - start)
+            m.seconds.labels(*labels).observe(time.perf_counter() - start, exemplar())
 
         if handler.response_streaming:
             def wrapper(inner):

@@ -22,10 +22,11 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
+from services.common import tracing
 from services.common.config import ConfigError, ServerConfig, from_env
 from services.common.errors import ErrorInterceptor
 from services.common.handlers import rewrap
-from services.common.metrics import GrpcServerMetrics, MetricsInterceptor, ModelMetrics, build_info
+from services.common.metrics import VERSION, GrpcServerMetrics, MetricsInterceptor, ModelMetrics, build_info
 
 log = logging.getLogger("talker.server")
 
@@ -145,12 +146,15 @@ def setup_logging(level: str, name: str) -> None:
 async def serve(stage: Stage, config: ServerConfig, stop: asyncio.Event | None = None) -> None:
     """Run ``stage`` until SIGTERM/SIGINT (or ``stop`` is set), then drain."""
     build_info(stage.name)
+    provider = tracing.setup(stage.name, VERSION)
     model_metrics = ModelMetrics(stage.name)
     start_http_server(config.metrics_port, addr=config.metrics_host)
     readiness = ReadinessInterceptor(stage.name)
     interceptors = [readiness, ErrorInterceptor()]
     if config.metrics_enabled:
         interceptors.insert(0, MetricsInterceptor(GrpcServerMetrics()))
+    if provider is not None:
+        interceptors.insert(0, tracing.server_interceptor())  # outermost: spans cover the rest
     if config.fault_delay_seconds:
         log.warning("%s: fault injection on: every call waits %.2f s", stage.name, config.fault_delay_seconds)
         interceptors.append(DelayInterceptor(config.fault_delay_seconds))
@@ -206,6 +210,8 @@ async def serve(stage: Stage, config: ServerConfig, stop: asyncio.Event | None =
     await health_servicer.enter_graceful_shutdown()
     await server.stop(config.grace_seconds)
     await stage.close()
+    if provider is not None:
+        provider.shutdown()  # flushes spans still queued for export
     log.info("%s: stopped", stage.name)
 
 

@@ -10,14 +10,25 @@ import pytest
 
 from gateway.stack import SERVICES, Stack
 from talker.v1 import gateway_pb2_grpc
+from tests.otlp_receiver import Receiver
 
 # Ports well away from a stack started by `make up`, so tests and a demo can coexist.
 PORT_OFFSET = int(os.environ.get("TALKER_TEST_PORT_OFFSET", "300"))
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory):
-    s = Stack(run_dir=tmp_path_factory.mktemp("stack"), port_offset=PORT_OFFSET)
+def otlp():
+    """Receives the spans every service of the test stack exports."""
+    receiver = Receiver().start()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory, otlp):
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{otlp.port}", "OTEL_EXPORTER_OTLP_INSECURE": "true",
+           "OTEL_BSP_SCHEDULE_DELAY": "200"}
+    s = Stack(run_dir=tmp_path_factory.mktemp("stack"), port_offset=PORT_OFFSET, env=env)
     s.stop()
     s.start()
     seen: dict[str, list[str]] = {name: [] for name in SERVICES}

@@ -1,0 +1,69 @@
+"""One turn is one trace, from the gateway through every stage, exported over OTLP."""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+import numpy as np
+import pytest
+
+from services.common.audio import write_wav
+from talker.v1 import gateway_pb2, tts_pb2, tts_pb2_grpc
+
+pytestmark = pytest.mark.system
+
+SERVICES = {"talker-gateway", "talker-asr", "talker-llm", "talker-tts", "talker-animator"}
+
+
+def test_a_spoken_turn_is_one_trace_across_all_five_services(gateway, channel_to, otlp):
+    tts = tts_pb2_grpc.TtsStub(channel_to("tts"))
+    chunks = list(tts.Synthesize(tts_pb2.SynthesizeRequest(text="How are you today?"), timeout=60))
+    pcm = b"".join(c.audio.pcm for c in chunks)
+    wav = write_wav(np.frombuffer(pcm, "<i2").astype(np.float32) / 32768, chunks[0].audio.sample_rate)
+
+    trace_id = secrets.token_hex(16)
+    metadata = [("traceparent", f"00-{trace_id}-{secrets.token_hex(8)}-01")]
+    list(gateway.Ask(gateway_pb2.AskRequest(wav=wav, config=gateway_pb2.SessionConfig(max_reply_tokens=24)),
+                     metadata=metadata, timeout=120))
+
+    deadline = time.monotonic() + 15
+    while {s["service"] for s in otlp.trace(trace_id)} < SERVICES and time.monotonic() < deadline:
+        time.sleep(0.2)
+    spans = otlp.trace(trace_id)
+    assert {s["service"] for s in spans} >= SERVICES, {s["service"] for s in spans}
+
+    by_id = {s["span_id"]: s for s in spans}
+    turn = next(s for s in spans if s["name"] == "talker.turn")
+    assert turn["attributes"]["talker.turn.input"] == "audio"
+
+    def under_turn(span) -> bool:
+        while span["parent_id"] in by_id:
+            span = by_id[span["parent_id"]]
+            if span is turn:
+                return True
+        return False
+
+    for service in SERVICES - {"talker-gateway"}:
+        server_spans = [s for s in spans if s["service"] == service and s["name"].startswith("/talker.v1.")]
+        assert server_spans and all(under_turn(s) for s in server_spans), service
+    asr_work = [s for s in spans if s["name"] == "asr.transcribe"]
+    assert asr_work and under_turn(asr_work[0])
+
+
+def test_converse_turns_get_their_own_traces_linked_to_the_session(gateway, otlp):
+    session = secrets.token_hex(16)
+    metadata = [("traceparent", f"00-{session}-{secrets.token_hex(8)}-01")]
+
+    def requests():
+        yield gateway_pb2.ConverseRequest(config=gateway_pb2.SessionConfig(max_reply_tokens=12))
+        yield gateway_pb2.ConverseRequest(text="Hi!")
+
+    events = list(gateway.Converse(requests(), metadata=metadata, timeout=120))
+    assert events[-1].WhichOneof("event") == "summary"
+    deadline = time.monotonic() + 15
+    turns = []
+    while not turns and time.monotonic() < deadline:
+        turns = [s for s in otlp.spans if s["name"] == "talker.turn" and session in s["links"]]
+        time.sleep(0.2)
+    assert len(turns) == 1 and turns[0]["trace_id"] != session
