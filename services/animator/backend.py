@@ -40,6 +40,8 @@ class AnimatorBackend:
     def load(self) -> None:
         cv2.setNumThreads(self.threads)
         self.preparer.load()
+        if self.config.visemes:
+            import openfacefx  # noqa: F401  (imported once here, not on the first stream)
         with open(self.config.portrait_path, "rb") as f:
             data = f.read()
         self.default = self.register(data)

@@ -11,14 +11,14 @@ from services.common.config import require
 DEFAULT_PORTRAIT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                                 "assets", "portrait.png")
 
-RENDERERS = ("mouth-warp",)
+RENDERERS = ("mesh-warp", "mouth-warp")  # or "package.module:Class", a plug-in Renderer
 
 
 @dataclasses.dataclass(frozen=True)
 class AnimatorConfig:
     # A JPEG/PNG portrait used when a stream names no avatar; empty = assets/portrait.png.
     portrait: str = ""
-    renderer: str = "mouth-warp"
+    renderer: str = "mesh-warp"
     # Side of the square output frames, px.
     size: int = 512
     # Used when a stream asks for fps 0 / jpeg_quality 0.
@@ -35,6 +35,12 @@ class AnimatorConfig:
     # Audio level (RMS, dBFS) below which the mouth stays closed, and at which it is fully open.
     gate_dbfs: float = -45.0
     full_dbfs: float = -12.0
+    # Idle motion: a slight sway of the head, and blinks every 2-6 s.
+    head_motion: bool = True
+    blinks: bool = True
+    # Mouth shapes (width, rounding, lip press) from the sentence's text via openfacefx visemes;
+    # off, or without text, they come from the audio spectrum.
+    visemes: bool = True
     # Limits on uploaded portraits.
     max_image_mb: float = 20.0
     max_image_side: int = 4096
@@ -44,7 +50,8 @@ class AnimatorConfig:
 
     def __post_init__(self) -> None:
         p = "TALKER_ANIMATOR_"
-        require(self.renderer in RENDERERS, f"{p}RENDERER={self.renderer!r}: one of {', '.join(RENDERERS)}")
+        require(self.renderer in RENDERERS or ":" in self.renderer,
+                f"{p}RENDERER={self.renderer!r}: one of {', '.join(RENDERERS)}, or package.module:Class")
         require(64 <= self.size <= 2048 and self.size % 2 == 0,
                 f"{p}SIZE={self.size}: must be an even number of px in 64..2048")
         require(1 <= self.fps <= 60, f"{p}FPS={self.fps}: must be 1..60")

@@ -42,6 +42,10 @@ class FrameState:
     pts: float
     openness: float                    # 0 = closed .. 1 = widest
     audio: np.ndarray | None = None    # float32 mono audio around pts, for renderers that listen
+    width: float = 0.0                 # -1 rounded (o, u) .. +1 spread (e, i)
+    press: float = 0.0                 # 1 = lips pressed together (m, b, p)
+    blink: float = 0.0                 # 0 = eyes open .. 1 = shut
+    head: tuple[float, float, float] = (0.0, 0.0, 0.0)  # head sway: dx px, dy px, roll radians
 
 
 class Renderer(abc.ABC):
@@ -227,6 +231,22 @@ def _bbox(mask: np.ndarray, pad: int, shape: tuple[int, int]) -> tuple[int, int,
 
 
 def make_renderer(name: str, max_opening: float) -> Renderer:
+    """A renderer by name: ``mesh-warp`` (default), ``mouth-warp`` (the jaw-only warp), or
+    ``package.module:Class`` for a plug-in (e.g. a neural lip-sync model) constructed with
+    ``max_opening`` as its only keyword argument."""
     if name == MouthWarpRenderer.name:
         return MouthWarpRenderer(max_opening)
+    if name == "mesh-warp":
+        from services.animator.mesh import MeshWarpRenderer
+
+        return MeshWarpRenderer(max_opening)
+    if ":" in name:
+        import importlib
+
+        module, _, attr = name.partition(":")
+        cls = getattr(importlib.import_module(module), attr)
+        renderer = cls(max_opening=max_opening)
+        if not isinstance(renderer, Renderer):
+            raise TypeError(f"{name} is not a services.animator.render.Renderer")
+        return renderer
     raise ValueError(f"unknown renderer {name!r}")

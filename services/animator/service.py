@@ -11,9 +11,10 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 from services.animator.avatar import LANDMARKS, avatar_id
 from services.animator.backend import MODEL, AnimatorBackend, PreparedAvatar
 from services.animator.config import AnimatorConfig
+from services.animator.idle import Idle
 from services.animator.render import FrameState
-from services.animator.visemes import AudioWindow, OpennessTracker
-from services.common import buckets
+from services.animator.visemes import AudioWindow, MouthTracker
+from services.common import buckets, tracing
 from services.common.audio import pcm16_to_float
 from services.common.config import ServerConfig, from_env
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -58,7 +59,8 @@ class _Stream:
     """One Animate call: its settings, its recent audio and how far its frames have got."""
 
     def __init__(self, backend: AnimatorBackend, entry: PreparedAvatar, fps: int, rate: int, fmt: int,
-                 quality: int, lookahead: int, gate_dbfs: float, full_dbfs: float):
+                 quality: int, lookahead: int, gate_dbfs: float, full_dbfs: float, idle: Idle,
+                 visemes: bool = True):
         self.backend = backend
         self.entry = entry
         self.fps = fps
@@ -67,7 +69,9 @@ class _Stream:
         self.quality = quality
         self.lookahead = lookahead
         self.audio = AudioWindow()
-        self.tracker = OpennessTracker(rate, fps, gate_dbfs, full_dbfs)
+        self.mouth = MouthTracker(rate, fps, gate_dbfs, full_dbfs, use_text=visemes)
+        self.tracker = self.mouth.open
+        self.idle = idle
         self.next_index = 0
 
     def ready(self, final: bool) -> int:
@@ -86,10 +90,15 @@ class _Stream:
         out = []
         for i in range(self.next_index, stop):
             window = self.tracker.window(self.audio, i)
-            state = FrameState(index=i, pts=i / self.fps, openness=self.tracker.step(window), audio=window)
+            shape = self.mouth.step(i, window)
+            pts = i / self.fps
+            idle = self.idle.state(pts)
+            state = FrameState(index=i, pts=pts, openness=shape.openness, audio=window, width=shape.width,
+                               press=shape.press, blink=idle.blink, head=idle.head)
             out.append(self.backend.frame(self.entry, state, self.format, self.quality))
         self.next_index = stop
         self.audio.drop_before(self.tracker.centre(stop) - self.tracker.half)
+        self.mouth.drop_before(self.tracker.centre(stop) - self.tracker.half)
         return out
 
 
@@ -149,8 +158,9 @@ class AnimatorServicer(animator_pb2_grpc.AnimatorServicer):
             self.metrics.cache_hits.inc()
         else:
             entry = self.backend.default
+        idle = Idle(entry.avatar.width, head_motion=c.head_motion, blinks=c.blinks)
         return _Stream(self.backend, entry, fps, rate, fmt, quality, c.lookahead_frames, c.gate_dbfs,
-                       c.full_dbfs)
+                       c.full_dbfs, idle, c.visemes)
 
     async def _frames(self, stream: _Stream, final: bool):
         """Render (in batches, off the event loop) every frame that is ready."""
@@ -159,10 +169,14 @@ class AnimatorServicer(animator_pb2_grpc.AnimatorServicer):
         fmt = _FORMAT_NAMES[stream.format]
         while stream.next_index < target:
             stop = min(target, stream.next_index + self.config.batch_frames)
-            frames = await asyncio.to_thread(stream.render, stop)
+            with tracing.tracer("talker.animator").start_as_current_span("animator.render", attributes={
+                    "talker.animator.renderer": renderer, "talker.animator.first_frame": stream.next_index,
+                    "talker.animator.frames": stop - stream.next_index}):
+                frames = await asyncio.to_thread(stream.render, stop)
+                example = tracing.exemplar()
             self.metrics.keypoints.labels(renderer).set(int(stream.entry.avatar.landmarks.shape[0]))
             for frame, seconds in frames:
-                self.metrics.render_seconds.labels(renderer).observe(seconds)
+                self.metrics.render_seconds.labels(renderer).observe(seconds, example)
                 self.metrics.frames.labels(renderer, fmt).inc()
                 yield animator_pb2.AnimateResponse(frame=frame)
 
@@ -176,7 +190,8 @@ class AnimatorServicer(animator_pb2_grpc.AnimatorServicer):
             nonlocal first_sent
             if not first_sent and first_audio is not None:
                 first_sent = True
-                self.metrics.first_frame.labels(renderer).observe(time.perf_counter() - first_audio)
+                self.metrics.first_frame.labels(renderer).observe(time.perf_counter() - first_audio,
+                                                                  tracing.exemplar())
 
         self.metrics.active_streams.inc()
         try:
@@ -196,6 +211,7 @@ class AnimatorServicer(animator_pb2_grpc.AnimatorServicer):
                         raise InvalidArgument(f"audio.pcm: {len(pcm)} bytes; PCM16 needs an even number")
                     samples = pcm16_to_float(pcm)
                     stream.audio.append(samples)
+                    stream.mouth.feed(samples, req.audio.text)
                     self.metrics.audio_seconds.inc(samples.size / stream.rate)
                     async for resp in self._frames(stream, final=False):
                         yield resp

@@ -8,6 +8,7 @@ without flicker and stays shut in silence.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -106,3 +107,221 @@ def openness_curve(samples: np.ndarray, sample_rate: int, fps: int, gate_dbfs: f
     tracker = OpennessTracker(sample_rate, fps, gate_dbfs, full_dbfs)
     n = math.floor(samples.size * fps / sample_rate + 0.5)
     return np.array([tracker.step(tracker.window(audio, i)) for i in range(n)], dtype=np.float32)
+
+
+# -- mouth shape: width/rounding/pressing from visemes (text) or spectral cues (audio only) ---------
+
+#: Mouth shape of each openfacefx viseme: (jaw opening 0..1, width -1 rounded .. +1 spread,
+#: lip press 0..1). Openness itself still follows the audio level; the viseme scales it.
+VISEME_SHAPES: dict[str, tuple[float, float, float]] = {
+    "sil": (0.0, 0.0, 0.0),
+    "PP": (0.0, 0.0, 1.0),    # p b m: lips pressed together
+    "FF": (0.25, 0.15, 0.3),  # f v: lower lip tucked up under the teeth
+    "TH": (0.35, 0.15, 0.0),
+    "DD": (0.45, 0.2, 0.0),
+    "kk": (0.55, 0.1, 0.0),
+    "CH": (0.35, -0.6, 0.0),  # sh ch: protruded
+    "SS": (0.25, 0.55, 0.0),  # s z: teeth close, spread
+    "nn": (0.4, 0.2, 0.0),
+    "RR": (0.4, -0.45, 0.0),
+    "aa": (1.0, 0.15, 0.0),   # a: open jaw
+    "E": (0.7, 0.6, 0.0),     # e: mid, spread
+    "I": (0.45, 0.9, 0.0),    # i: wide
+    "O": (0.85, -0.75, 0.0),  # o: rounded, open
+    "U": (0.45, -1.0, 0.0),   # u w: tight rounding
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class MouthShape:
+    openness: float = 0.0  # 0 closed .. 1 widest
+    width: float = 0.0     # -1 rounded/narrow .. +1 spread/wide
+    press: float = 0.0     # 0 relaxed .. 1 lips pressed (m, b, p)
+
+
+_HOP_SECONDS = 0.01          # voiced-time resolution of the text aligner
+_SECONDS_PER_PRIOR = 0.075   # speaking rate guess before a sentence has been heard
+_TAIL_SILENCE = 0.12         # a sentence whose audio ends in this much silence is complete
+_SHAPE_TIME = 0.05           # smoothing of width/press changes, seconds
+
+
+class _Sentence:
+    """One sentence's phonemes laid over its voiced audio."""
+
+    def __init__(self, text: str, start: int, phones: list[str], priors: float):
+        self.text = text
+        self.start = start         # first sample
+        self.phones = phones
+        self.priors = priors       # sum of duration priors of the phones
+        self.voiced: list[bool] = []  # per hop since start
+        self.complete = False
+        self._curves: tuple[float, np.ndarray, np.ndarray] | None = None
+
+    def voiced_total(self, hop: float, seconds_per_prior: float) -> float:
+        heard = sum(self.voiced) * hop
+        if self.complete:
+            return max(heard, hop)
+        return max(self.priors * seconds_per_prior, heard + 0.15)
+
+    def curves(self, total: float) -> tuple[np.ndarray, np.ndarray]:
+        """openfacefx's coarticulated viseme curves over ``total`` seconds of voiced time."""
+        if self._curves is None or abs(self._curves[0] - total) > 1e-3:
+            from openfacefx import NaiveAligner, build_viseme_curves
+
+            segs = NaiveAligner().align(self.phones, total)
+            times, matrix = build_viseme_curves(segs, fps=100)
+            self._curves = (total, np.asarray(times, dtype=np.float64), np.asarray(matrix, dtype=np.float32))
+        return self._curves[1], self._curves[2]
+
+
+_TABLE = np.array([VISEME_SHAPES[v] for v in (
+    "sil", "PP", "FF", "TH", "DD", "kk", "CH", "SS", "nn", "RR", "aa", "E", "I", "O", "U")], dtype=np.float32)
+
+
+class TextAligner:
+    """Viseme shapes from a sentence's text, aligned over that sentence's audio as it streams in.
+
+    The gateway sends the sentence's text with every audio chunk of it; a change of text starts a
+    new sentence. The sentence's phonemes (openfacefx G2P) are spread over its *voiced* audio (10 ms
+    hops above the noise gate), so pauses hold the mouth and the phonemes resume after them. Until a
+    sentence's audio is known to be complete (it ends in silence, as Piper's does, or the next one
+    starts) its length is guessed from the phonemes' duration priors at the rate learnt so far.
+    """
+
+    def __init__(self, sample_rate: int, gate_dbfs: float):
+        from openfacefx import G2P, VISEMES
+        from openfacefx.alignment import _prior
+
+        assert list(VISEMES)[:3] == ["sil", "PP", "FF"]
+        self.rate = sample_rate
+        self.hop = max(round(_HOP_SECONDS * sample_rate), 1)
+        self.gate = 10.0 ** (gate_dbfs / 20.0)
+        self._g2p = G2P()
+        self._prior = _prior
+        self.sentences: list[_Sentence] = []
+        self.seconds_per_prior = _SECONDS_PER_PRIOR
+        self._pending = np.zeros(0, dtype=np.float32)  # samples not yet making a whole hop
+        self.total = 0
+
+    def feed(self, samples: np.ndarray, text: str) -> None:
+        text = " ".join(text.split())
+        current = self.sentences[-1] if self.sentences else None
+        if text and (current is None or text != current.text):
+            self._finish()
+            phones = [p for p in self._g2p.phrase(text) if p != "sil"]
+            if phones:
+                priors = float(sum(self._prior(p) for p in phones))
+                self.sentences.append(_Sentence(text, self.total, phones, priors))
+            else:
+                self.sentences.append(_Sentence(text, self.total, [], 1.0))
+        elif not text and current is not None and not current.complete:
+            self._finish()
+        self.total += samples.size
+        buf = np.concatenate([self._pending, samples.astype(np.float32, copy=False)])
+        n = buf.size // self.hop
+        if n:
+            rms = np.sqrt(np.mean(np.square(buf[:n * self.hop].reshape(n, self.hop), dtype=np.float64), axis=1))
+            if self.sentences and not self.sentences[-1].complete:
+                s = self.sentences[-1]
+                s.voiced.extend(bool(v) for v in rms > self.gate)
+                tail = max(round(_TAIL_SILENCE / _HOP_SECONDS), 1)
+                if sum(s.voiced) > 10 and len(s.voiced) >= tail and not any(s.voiced[-tail:]):
+                    self._finish()
+        self._pending = buf[n * self.hop:]
+
+    def _finish(self) -> None:
+        if self.sentences and not self.sentences[-1].complete:
+            s = self.sentences[-1]
+            s.complete = True
+            heard = sum(s.voiced) * _HOP_SECONDS
+            if s.phones and heard > 0.3:  # learn the voice's rate, slowly
+                rate = heard / s.priors
+                self.seconds_per_prior = float(np.clip(0.7 * self.seconds_per_prior + 0.3 * rate, 0.03, 0.2))
+
+    def weights(self, sample: int) -> np.ndarray | None:
+        """The 15 viseme weights at ``sample``, or None outside any sentence with text."""
+        s = None
+        for cand in reversed(self.sentences):
+            if cand.start <= sample:
+                s = cand
+                break
+        if s is None or not s.phones:
+            return None
+        hop = (sample - s.start) // self.hop
+        voiced = s.voiced[:max(hop, 0)]
+        tau = sum(voiced) * _HOP_SECONDS
+        total = s.voiced_total(_HOP_SECONDS, self.seconds_per_prior)
+        times, matrix = s.curves(total)
+        if not matrix.shape[0]:
+            return None
+        k = int(np.clip(np.searchsorted(times, min(tau, total)), 0, matrix.shape[0] - 1))
+        return matrix[k]
+
+    def drop_before(self, sample: int) -> None:
+        while len(self.sentences) > 1 and self.sentences[1].start <= sample:
+            self.sentences.pop(0)
+
+
+def spectral_shape(window: np.ndarray, sample_rate: int) -> tuple[float, float]:
+    """(width, voicing) guessed from one audio window, for streams without text.
+
+    Front vowels and sibilants put their energy high (spread lips), back rounded vowels low: the
+    spectral centroid of the voiced band maps onto -1 (rounded) .. +1 (spread)."""
+    if window.size < 32:
+        return 0.0, 0.0
+    spec = np.abs(np.fft.rfft(window * np.hanning(window.size))) ** 2
+    freqs = np.fft.rfftfreq(window.size, 1.0 / sample_rate)
+    band = (freqs > 250) & (freqs < min(6000.0, sample_rate / 2))
+    power = spec[band]
+    total = float(power.sum())
+    if total <= 1e-12:
+        return 0.0, 0.0
+    centroid = float((freqs[band] * power).sum() / total)
+    width = float(np.clip((centroid - 1500.0) / 900.0, -1.0, 1.0))
+    return width, 1.0
+
+
+class MouthTracker:
+    """Mouth shape per frame, in frame order: openness from the audio level (see
+    :class:`OpennessTracker`), width and pressing from the visemes of the sentence's text
+    when given, else from the spectrum of the audio."""
+
+    def __init__(self, sample_rate: int, fps: int, gate_dbfs: float = -45.0, full_dbfs: float = -12.0,
+                 use_text: bool = True):
+        self.open = OpennessTracker(sample_rate, fps, gate_dbfs, full_dbfs)
+        self.text = TextAligner(sample_rate, gate_dbfs) if use_text else None
+        self.fps = fps
+        self.k_shape = 1.0 - math.exp(-(1.0 / fps) / _SHAPE_TIME)
+        self.width = 0.0
+        self.press = 0.0
+
+    def feed(self, samples: np.ndarray, text: str) -> None:
+        if self.text is not None:
+            self.text.feed(samples, text)
+
+    def step(self, index: int, window: np.ndarray) -> MouthShape:
+        openness = self.open.step(window)
+        centre = self.open.centre(index)
+        weights = None
+        if self.text is not None:
+            # Half a frame of look-ahead: lips move a little before the sound they shape.
+            weights = self.text.weights(centre + round(0.02 * self.open.rate))
+        if weights is not None:
+            total = float(weights.sum())
+            jaw, width, press = (weights @ _TABLE) / max(total, 1.0)
+            # A sentence's visemes say how far the jaw goes for this sound; the level says how loud.
+            # Loud sound is never a closed mouth: the text's timing is only estimated, so a press
+            # (m, b, p) shuts the lips fully only where the audio is quiet.
+            press = float(press) * (1.0 - openness)
+            openness *= float(np.clip(0.55 + 0.6 * jaw, 0.0, 1.0)) * (1.0 - 0.8 * press)
+        else:
+            width, voiced = spectral_shape(window, self.open.rate)
+            width *= min(openness * 3.0, 1.0) * voiced
+            press = 0.0
+        self.width += self.k_shape * (float(width) - self.width)
+        self.press += min(1.0, 2.0 * self.k_shape) * (float(press) - self.press)
+        return MouthShape(openness=openness, width=self.width, press=self.press)
+
+    def drop_before(self, sample: int) -> None:
+        if self.text is not None:
+            self.text.drop_before(sample)

@@ -33,6 +33,15 @@ def stage():
     asyncio.run(s.close())
 
 
+@pytest.fixture(scope="module")
+def still_stage():
+    s = AnimatorStage(ServerConfig(), AnimatorConfig(head_motion=False, blinks=False),
+                      AnimatorMetrics(CollectorRegistry()))
+    s.load()
+    yield s
+    asyncio.run(s.close())
+
+
 def speech(seconds: float) -> bytes:
     rng = np.random.default_rng(0)
     t = np.arange(int(seconds * RATE)) / RATE
@@ -130,10 +139,32 @@ def test_rgb24_frames(stage):
     assert all(len(f.data) == 512 * 512 * 3 and f.format == common_pb2.FRAME_FORMAT_RGB24 for f in frames)
 
 
-def test_silence_gives_the_still_portrait(stage):
-    frames = animate(stage, [config(format=common_pb2.FRAME_FORMAT_RGB24, fps=5), audio(b"\0\0" * RATE)])
-    still = cv2.cvtColor(stage.backend.default.avatar.image, cv2.COLOR_BGR2RGB).tobytes()
+def test_silence_without_idle_motion_gives_the_still_portrait(still_stage):
+    frames = animate(still_stage, [config(format=common_pb2.FRAME_FORMAT_RGB24, fps=5), audio(b"\0\0" * RATE)])
+    still = cv2.cvtColor(still_stage.backend.default.avatar.image, cv2.COLOR_BGR2RGB).tobytes()
     assert len(frames) == 5 and all(f.data == still for f in frames)
+
+
+def test_silence_with_idle_motion_is_alive_but_the_mouth_stays_shut(stage):
+    frames = animate(stage, [config(format=common_pb2.FRAME_FORMAT_RGB24, fps=25), audio(b"\0\0" * (8 * RATE))])
+    assert len(frames) == 200
+    avatar = stage.backend.default.avatar
+    still = cv2.cvtColor(avatar.image, cv2.COLOR_BGR2RGB).astype(np.int16)
+    imgs = [np.frombuffer(f.data, np.uint8).reshape(512, 512, 3).astype(np.int16) for f in frames]
+    moved = [np.abs(im - still).mean() for im in imgs]
+    assert max(moved) > 0.2                      # the head sways
+    assert max(moved) < 6.0                      # ...by a pixel or two
+    lm = avatar.landmarks
+    eyes = (slice(int(lm[159, 1]) - 6, int(lm[145, 1]) + 6), slice(int(lm[33, 0]), int(lm[133, 0])))
+    iris = [int((im[eyes].max(axis=2) < 90).sum()) for im in imgs]
+    # Blinks: a few frames where the dark iris disappears under the lid.
+    assert min(iris) < 0.5 * float(np.median(iris))
+    blinking = np.flatnonzero(np.array(iris) < 0.5 * float(np.median(iris)))
+    assert 1 <= len(blinking) <= 4 * 4          # ~150 ms each, every 2-6 s
+    # No cavity appears: the mouth region never gets darker than the still's.
+    mouth = (slice(int(lm[13, 1]), int(lm[14, 1]) + 8), slice(int(lm[78, 0]), int(lm[308, 0])))
+    dark = (still[mouth].max(axis=2) < 60).sum()
+    assert all((im[mouth].max(axis=2) < 60).sum() <= dark + 15 for im in imgs)
 
 
 @pytest.mark.parametrize(("messages", "error", "text"), [
@@ -183,9 +214,9 @@ def test_register_avatar_rejects_a_blank_image(stage):
 
 
 def test_metrics_are_recorded(stage):
-    before = sample(stage, "talker_animator_frames_total", {"renderer": "mouth-warp", "format": "jpeg"}) or 0.0
+    before = sample(stage, "talker_animator_frames_total", {"renderer": "mesh-warp", "format": "jpeg"}) or 0.0
     animate(stage, [config(fps=25), *chunks(speech(0.4))])
-    labels = {"renderer": "mouth-warp"}
+    labels = {"renderer": "mesh-warp"}
     assert sample(stage, "talker_animator_frames_total", {**labels, "format": "jpeg"}) == before + 10
     assert sample(stage, "talker_animator_frame_render_seconds_count", labels) >= 10
     assert sample(stage, "talker_animator_time_to_first_frame_seconds_count", labels) >= 1

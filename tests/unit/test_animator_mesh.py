@@ -1,0 +1,200 @@
+"""Animator: viseme shapes from text and audio, the idle layer, the mesh-warp renderer, MP4 assembly.
+
+Runs in the animator environment (mediapipe, openfacefx, av):
+    PYTHONPATH=. .venv/animator/bin/python -m pytest tests/unit/test_animator_mesh.py
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from services.animator.avatar import AvatarPreparer
+from services.animator.config import DEFAULT_PORTRAIT
+from services.animator.idle import Idle, blink_curve
+from services.animator.mesh import MeshWarpRenderer
+from services.animator.render import FrameState, Renderer, make_renderer
+from services.animator.visemes import MouthTracker, TextAligner, spectral_shape
+
+RATE = 16000
+FPS = 25
+
+
+def vowel(seconds: float, formants: tuple[float, ...], amplitude: float = 0.3) -> np.ndarray:
+    t = np.arange(int(seconds * RATE)) / RATE
+    x = sum(np.sin(2 * np.pi * f * t) / (k + 1) for k, f in enumerate(formants))
+    return (amplitude * x / np.abs(x).max()).astype(np.float32)
+
+
+# -- shapes -------------------------------------------------------------------------------------
+
+def test_spectral_shape_tells_spread_from_rounded():
+    wide, _ = spectral_shape(vowel(0.04, (2300, 3000)), RATE)         # "ee": energy high up
+    round_, _ = spectral_shape(vowel(0.04, (300, 800)), RATE)           # "oo"
+    assert wide > 0.3 and round_ < -0.3
+
+
+def test_text_aligner_follows_a_sentence_over_its_voiced_audio():
+    al = TextAligner(RATE, -45.0)
+    audio = np.concatenate([vowel(0.8, (700, 1200)), np.zeros(int(0.3 * RATE), np.float32)])
+    al.feed(audio, "Mama papa")
+    s = al.sentences[-1]
+    assert s.complete                                      # ended in silence, like Piper's audio
+    assert s.phones[0] == "M"
+    # The sentence starts on a lip closure (m) and is mostly open vowels and closures after.
+    first = al.weights(0)
+    assert first is not None and first[1] > 0.3            # "PP" (m) already shaping the lips
+    al.feed(vowel(0.5, (700, 1200)), "Another one.")       # new text: a new sentence
+    assert len(al.sentences) == 2 and al.sentences[1].start == audio.size
+
+
+def test_mouth_tracker_rounds_for_oo_and_spreads_for_ee():
+    def mean_width(text, formants):
+        tr = MouthTracker(RATE, FPS)
+        audio = np.concatenate([vowel(0.6, formants), np.zeros(int(0.3 * RATE), np.float32)])
+        tr.feed(audio, text)
+        from services.animator.visemes import AudioWindow
+        w = AudioWindow()
+        w.append(audio)
+        shapes = [tr.step(i, tr.open.window(w, i)) for i in range(15)]
+        return np.mean([s.width for s in shapes[3:14]]), max(s.openness for s in shapes)
+
+    oo, open_oo = mean_width("ooh you", (300, 800))
+    ee, open_ee = mean_width("eee see", (300, 2300, 3000))
+    assert oo < ee - 0.3
+    assert open_oo > 0.2 and open_ee > 0.2
+
+
+# -- idle ---------------------------------------------------------------------------------------
+
+def test_blinks_are_short_and_two_to_six_seconds_apart():
+    assert blink_curve(-0.01) == 0.0 and blink_curve(0.06) == 1.0 and blink_curve(0.2) == 0.0
+    idle = Idle(512, seed=3)
+    t = np.arange(0, 60, 0.01)
+    closed = np.array([idle.blink(x) for x in t]) > 0.5
+    starts = t[1:][closed[1:] & ~closed[:-1]]
+    gaps = np.diff(starts)
+    assert 9 <= len(starts) <= 31 and gaps.min() >= 1.9 and gaps.max() <= 6.1
+    lengths = np.diff(np.flatnonzero(np.diff(closed.astype(int)))) * 0.01
+    assert lengths[::2].max() <= 0.16
+
+
+def test_head_sway_is_a_pixel_or_two_and_can_be_switched_off():
+    idle = Idle(512, seed=4)
+    sway = np.array([idle.head(x)[:2] for x in np.arange(0, 30, 0.04)])
+    assert 0.3 < np.abs(sway).max() <= 2.0
+    assert np.abs(np.diff(sway, axis=0)).max() < 0.1        # smooth at 25 fps
+    assert Idle(512, head_motion=False).head(1.0) == (0.0, 0.0, 0.0)
+    assert Idle(512, blinks=False).blink(10.0) == 0.0
+
+
+# -- mesh warp ----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def avatar():
+    p = AvatarPreparer(size=512, crop_scale=2.8, max_bytes=20 << 20, max_side=4096, min_face_px=64)
+    p.load()
+    with open(DEFAULT_PORTRAIT, "rb") as f:
+        a = p.prepare(f.read())
+    p.close()
+    return a
+
+
+@pytest.fixture(scope="module")
+def mesh(avatar):
+    r = MeshWarpRenderer(0.3)
+    return r, r.prepare(avatar)
+
+
+def frame(mesh, **kw):
+    r, m = mesh
+    return r.render(m, FrameState(0, 0.0, kw.pop("openness", 0.0), **kw)).astype(int)
+
+
+def test_neutral_is_the_portrait(mesh, avatar):
+    assert np.array_equal(frame(mesh), avatar.image)
+
+
+@pytest.mark.parametrize("shape", [dict(openness=1.0), dict(openness=0.6, width=0.8), dict(openness=0.6, width=-1.0),
+                                   dict(press=1.0)])
+def test_mouth_shapes_touch_only_the_lower_face(mesh, avatar, shape):
+    out = frame(mesh, **shape)
+    changed = np.abs(out - avatar.image).max(axis=2) > 0
+    lm = avatar.landmarks
+    assert changed.any()
+    # Nothing above the nostrils (three quarters of the way down the nose) changes at all.
+    assert not changed[:int(lm[6, 1] + 0.75 * (lm[2, 1] - lm[6, 1]))].any()
+
+
+def test_opening_paints_a_dark_cavity_and_rounding_narrows_it(mesh, avatar):
+    lm = avatar.landmarks
+    region = (slice(int(lm[13, 1]), int(lm[152, 1])), slice(int(lm[61, 0]) - 10, int(lm[291, 0]) + 10))
+
+    def dark(**kw):
+        d = frame(mesh, **kw)[region].max(axis=2) < 70
+        cols = np.flatnonzero(d.any(axis=0))
+        return int(d.sum()), (cols[-1] - cols[0]) if cols.size else 0
+
+    a_small, _ = dark(openness=0.3)
+    a_big, w_open = dark(openness=1.0)
+    _, w_round = dark(openness=1.0, width=-1.0)
+    _, w_wide = dark(openness=1.0, width=1.0)
+    assert 0 < a_small < a_big
+    assert w_round < w_open < w_wide
+
+
+def test_press_closes_the_lips(mesh, avatar):
+    lm = avatar.landmarks
+    gap = (slice(int(lm[13, 1]) + 1, int(lm[14, 1])), slice(int(lm[82, 0]), int(lm[312, 0])))
+    teeth = frame(mesh)[gap].mean(axis=2)
+    pressed = frame(mesh, press=1.0)[gap].mean(axis=2)
+    assert teeth.mean() > 150 and pressed.mean() < teeth.mean() - 25   # white teeth covered by lips
+
+
+def test_blink_closes_the_eyes_and_nothing_below(mesh, avatar):
+    lm = avatar.landmarks
+    out = frame(mesh, blink=1.0)
+    changed = np.abs(out - avatar.image).max(axis=2) > 0
+    assert not changed[int(lm[2, 1]):].any()
+    eye = (slice(int(lm[159, 1]) - 3, int(lm[145, 1]) + 3), slice(int(lm[33, 0]), int(lm[133, 0])))
+    assert (out[eye].max(axis=2) < 90).sum() < 0.6 * (avatar.image[eye].max(axis=2) < 90).sum()
+
+
+def test_head_sway_moves_the_head_not_the_background(mesh, avatar):
+    out = frame(mesh, head=(2.0, 0.0, 0.0))
+    diff = np.abs(out - avatar.image).max(axis=2)
+    assert diff[:, :20].max() == 0 and diff[:, -20:].max() == 0
+    assert diff[150:400, 150:360].mean() > 1
+
+
+def test_renderers_are_pluggable():
+    assert make_renderer("mesh-warp", 0.3).name == "mesh-warp"
+    plug = make_renderer("tests.unit.test_animator_mesh:Still", 0.3)
+    assert type(plug).__name__ == "Still" and isinstance(plug, Renderer)
+    with pytest.raises(ValueError):
+        make_renderer("wav2lip", 0.3)
+
+
+class Still(Renderer):
+    name = "still"
+
+    def __init__(self, max_opening: float):
+        self.max_opening = max_opening
+
+    def prepare(self, avatar):
+        return avatar.image
+
+    def render(self, prepared, state):
+        return prepared.copy()
+
+
+def test_mp4_assembly(tmp_path, mesh):
+    from services.animator.mp4 import assemble_mp4
+    from services.common.media import probe
+
+    frames = [frame(mesh, openness=o).astype(np.uint8) for o in np.linspace(0, 1, 10)]
+    path = str(tmp_path / "a.mp4")
+    assemble_mp4(path, frames, 25, np.zeros(RATE * 10 // 25, np.int16), RATE)
+    info = probe(path)
+    assert info["video_frames"] == 10 and (info["width"], info["height"]) == (512, 512)
+    assert abs(info["audio_seconds"] - 0.4) < 0.1
