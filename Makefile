@@ -13,7 +13,7 @@ TEST_EXTRA :=
 BENCH_EXTRA :=
 -include mk/*.mk
 
-.PHONY: help setup proto proto-check up down status demo test test-unit test-system lint bench clean
+.PHONY: help setup promtool proto proto-check dashboard up down status demo test lint bench clean
 
 help:
 	@echo "make demo   install, start the stack, one turn on the default portrait -> out/reply.mp4"
@@ -77,6 +77,10 @@ proto-check: $(VENV)/dev/.installed
 		{ echo "stale stub: talker/v1/$$(basename $$f); run make proto"; rm -rf $$tmp; exit 1; }; done; \
 	rm -rf $$tmp; echo "stubs match the .proto files"
 
+# The Grafana dashboard JSON is generated (observability/build_dashboard.py).
+dashboard:
+	$(PY) -m observability.build_dashboard
+
 # --- the local stack --------------------------------------------------------
 up: setup
 	$(VENV)/gateway/bin/talker up
@@ -94,7 +98,8 @@ demo: up
 
 # --- checks -----------------------------------------------------------------
 test: setup $(SETUP_EXTRA) promtool proto-check
-	$(VENV)/dev/bin/python -m pytest -q -p no:cacheprovider tests/unit --ignore-glob='tests/unit/test_animator_*'
+	$(VENV)/dev/bin/python -m pytest -q -p no:cacheprovider tests/unit tests/observability \
+		--ignore-glob='tests/unit/test_animator_*'
 	$(VENV)/animator/bin/python -m pytest -q -p no:cacheprovider tests/unit/test_animator_*.py
 	$(VENV)/dev/bin/python -m pytest -q -p no:cacheprovider tests/system
 	@for t in $(TEST_EXTRA); do $(MAKE) --no-print-directory $$t || exit 1; done

@@ -107,6 +107,10 @@ class ServerConfig:
     log_level: str = "INFO"
     # gRPC server metrics (the grpc_server_* interceptor); off only to measure its cost.
     metrics_enabled: bool = True
+    # Optional /metrics protection where no mesh provides mTLS (see services/common/metrics_server.py).
+    metrics_basic_auth_file: str = ""
+    metrics_tls_cert_file: str = ""
+    metrics_tls_key_file: str = ""
     # Fault injection for tests and drills: every call to the stage's own RPCs
     # waits this long before it is handled. Never set in production.
     fault_delay_seconds: float = 0.0
@@ -121,5 +125,7 @@ class ServerConfig:
                 f"TALKER_MAX_MESSAGE_BYTES={self.max_message_bytes}: must be >= 65536")
         require(0 <= self.fault_delay_seconds <= 600,
                 f"TALKER_FAULT_DELAY_SECONDS={self.fault_delay_seconds}: must be 0..600")
+        require(bool(self.metrics_tls_cert_file) == bool(self.metrics_tls_key_file),
+                "TALKER_METRICS_TLS_CERT_FILE and TALKER_METRICS_TLS_KEY_FILE must be set together")
         require(self.log_level.upper() in {"DEBUG", "INFO", "WARNING", "ERROR"},
                 f"TALKER_LOG_LEVEL={self.log_level!r}: one of DEBUG, INFO, WARNING, ERROR")

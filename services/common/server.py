@@ -20,9 +20,8 @@ import time
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from prometheus_client import start_http_server
 
-from services.common import tracing
+from services.common import metrics_server, tracing
 from services.common.config import ConfigError, ServerConfig, from_env
 from services.common.errors import ErrorInterceptor
 from services.common.handlers import rewrap
@@ -148,7 +147,7 @@ async def serve(stage: Stage, config: ServerConfig, stop: asyncio.Event | None =
     build_info(stage.name)
     provider = tracing.setup(stage.name, VERSION)
     model_metrics = ModelMetrics(stage.name)
-    start_http_server(config.metrics_port, addr=config.metrics_host)
+    metrics_server.start(config)
     readiness = ReadinessInterceptor(stage.name)
     interceptors = [readiness, ErrorInterceptor()]
     if config.metrics_enabled:
@@ -225,4 +224,8 @@ def run(stage_factory, name: str, grpc_port: int, metrics_port: int) -> None:
         print(f"{name}: configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     os.environ.setdefault("OMP_NUM_THREADS", str(config.threads))
-    asyncio.run(serve(stage, config))
+    try:
+        asyncio.run(serve(stage, config))
+    except ConfigError as exc:  # settings only checkable at start, e.g. unreadable certificate files
+        print(f"{name}: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
