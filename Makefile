@@ -18,7 +18,9 @@ BENCH_EXTRA :=
 help:
 	@echo "make demo   install, start the stack, one turn on the default portrait -> out/reply.mp4"
 	@echo "make test   install and run the tests (unit + system, real models, real Prometheus tools)"
-	@echo "make setup | up | down | status | proto | proto-check | lint | bench"
+	@echo "make setup | up | down | status | proto | proto-check | dashboard | lint | bench"
+	@echo "extras: test-llm-vllm bench-llm | test-tts-coqui bench-tts | test-animator-lipsync bench-animator"
+	@echo "        animator-showcase | k8s-tools helm-lint k8s k8s-check test-k8s"
 
 # --- environments -----------------------------------------------------------
 setup: $(foreach s,$(SERVICES) dev,$(VENV)/$(s)/.installed)
@@ -116,3 +118,6 @@ lint: $(VENV)/dev/.installed
 
 clean:
 	rm -rf $(VENV) out
+
+# The parts in mk/ must not change what a bare `make` does.
+.DEFAULT_GOAL := help

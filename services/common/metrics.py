@@ -6,12 +6,16 @@ community gRPC dashboards work unchanged.
 
 from __future__ import annotations
 
+import os
 import platform
+import sys
 import time
 from collections.abc import AsyncIterator
 
 import grpc
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from services.common import buckets
 from services.common.handlers import GRPC_TYPES, rewrap, shape
@@ -127,6 +131,7 @@ class ModelMetrics:
 
     def __init__(self, stage: str, registry: CollectorRegistry = REGISTRY):
         self.stage = stage
+        registry.register(DeviceMemoryCollector(stage))
         self.info = Gauge(f"{NAMESPACE}_model_info", "The model a stage serves (value 1).",
                           ["stage", "backend", "model", "device"], registry=registry)
         self.load_seconds = Gauge(f"{NAMESPACE}_model_load_seconds", "Seconds the last model load took.",
@@ -139,6 +144,62 @@ class ModelMetrics:
         self.info.labels(self.stage, backend, model, device).set(1)
         self.load_seconds.labels(self.stage).set(seconds)
         self.ready.labels(self.stage).set(1)
+
+
+class DeviceMemoryCollector(Collector):
+    """``talker_device_memory_bytes`` / ``_total_bytes`` per visible accelerator, read at scrape time.
+
+    Device-wide figures, because inference engines (vLLM's workers) hold the memory in other
+    processes: from NVML when nvidia-ml-py and a driver are present, else from torch's
+    ``mem_get_info`` when the process has imported torch and sees CUDA devices. On a CPU-only
+    process the families are announced without samples, so dashboards and alerts know the names.
+    """
+
+    def __init__(self, stage: str):
+        self.stage = stage
+
+    def collect(self):
+        used = GaugeMetricFamily(f"{NAMESPACE}_device_memory_bytes", "Accelerator memory in use on the device.",
+                                 labels=["stage", "device"])
+        total = GaugeMetricFamily(f"{NAMESPACE}_device_memory_total_bytes", "Accelerator memory size.",
+                                  labels=["stage", "device"])
+        for device, in_use, size in _device_memory():
+            used.add_metric([self.stage, device], in_use)
+            total.add_metric([self.stage, device], size)
+        yield used
+        yield total
+
+
+def _device_memory() -> list[tuple[str, float, float]]:
+    try:
+        import pynvml
+    except ImportError:
+        pynvml = None
+    if pynvml is not None:
+        try:
+            pynvml.nvmlInit()
+            visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+            indexes = ([int(i) for i in visible.split(",") if i.strip().isdigit()] if visible
+                       else list(range(pynvml.nvmlDeviceGetCount())))
+            out = []
+            for n, i in enumerate(indexes):
+                info = pynvml.nvmlDeviceGetMemoryInfo(pynvml.nvmlDeviceGetHandleByIndex(i))
+                out.append((f"cuda:{n}", float(info.used), float(info.total)))
+            return out
+        except pynvml.NVMLError:
+            pass
+    torch = sys.modules.get("torch")  # never import torch just to look: it costs seconds and memory
+    if torch is not None:
+        try:
+            if torch.cuda.is_available():
+                out = []
+                for i in range(torch.cuda.device_count()):
+                    free, size = torch.cuda.mem_get_info(i)
+                    out.append((f"cuda:{i}", float(size - free), float(size)))
+                return out
+        except Exception:  # noqa: BLE001 - a broken driver must not break /metrics
+            return []
+    return []
 
 
 def build_info(service: str, registry: CollectorRegistry = REGISTRY) -> None:

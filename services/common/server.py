@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 
 import grpc
@@ -122,6 +123,31 @@ def _refusing_stream(handler, refuse):
                    response_serializer=handler.response_serializer)
 
 
+def _in_daemon_thread(fn) -> asyncio.Future:
+    """Run ``fn`` in a daemon thread: a SIGTERM during a long model load must not wait for it."""
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+
+    def settle(setter, value):
+        if not future.done():
+            setter(value)
+
+    def work():
+        try:
+            result = fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the event loop
+            outcome = (future.set_exception, exc)
+        else:
+            outcome = (future.set_result, result)
+        try:
+            loop.call_soon_threadsafe(settle, *outcome)
+        except RuntimeError:
+            pass  # the loop has closed: the process is shutting down
+
+    threading.Thread(target=work, daemon=True, name="model-load").start()
+    return future
+
+
 def server_options(config: ServerConfig) -> list[tuple[str, int]]:
     return [
         ("grpc.max_receive_message_length", config.max_message_bytes),
@@ -184,7 +210,7 @@ async def serve(stage: Stage, config: ServerConfig, stop: asyncio.Event | None =
 
     await stage.start()
     t0 = time.perf_counter()
-    load = asyncio.ensure_future(asyncio.to_thread(stage.load))
+    load = _in_daemon_thread(stage.load)
     waiter = asyncio.ensure_future(stop.wait())
     await asyncio.wait({load, waiter}, return_when=asyncio.FIRST_COMPLETED)
     if load.done() and load.exception() is not None:

@@ -6,6 +6,8 @@ import dataclasses
 
 from services.common.config import require
 
+BACKENDS = ("llamacpp", "vllm")
+
 DEFAULT_PERSONA = (
     "You are Talker, a friendly digital human who talks with people out loud. "
     "Answer in one to three short spoken sentences. Use plain words: no lists, no markdown, no emoji."
@@ -14,8 +16,11 @@ DEFAULT_PERSONA = (
 
 @dataclasses.dataclass(frozen=True)
 class LlmConfig:
+    # llamacpp (embedded default) or vllm (vLLM's async engine; its own environment/image).
     backend: str = "llamacpp"
-    # A GGUF file; empty = the embedded SmolLM2-135M-Instruct (Q4_1).
+    # llamacpp: a GGUF file, empty = the embedded SmolLM2-135M-Instruct (Q4_1).
+    # vllm: a model directory (safetensors + tokenizer with its chat template) or a model name
+    # the node can load; empty = the SmolLM2 converted by `make setup` (.venv/llm-vllm/models/smollm2).
     model: str = ""
     context_length: int = 2048
     max_tokens: int = 96
@@ -27,9 +32,20 @@ class LlmConfig:
     max_waiting: int = 16
     max_messages: int = 256
     max_message_chars: int = 8000
+    # vllm only: the most sequences the engine batches at once.
+    max_num_seqs: int = 16
+    # vllm on a GPU: the fraction of device memory vLLM may take (weights + KV cache).
+    gpu_memory_utilization: float = 0.85
+    # vllm only: weights dtype (auto, float16, bfloat16, float32).
+    dtype: str = "auto"
+    # vllm: skip torch.compile / CUDA graphs. Empty = auto: eager on CPU (compiling takes minutes
+    # on a small CPU), compiled + CUDA graphs on a GPU.
+    enforce_eager: bool | None = None
+    # vllm on a CPU: GiB for the KV cache (exported as VLLM_CPU_KVCACHE_SPACE unless that is set).
+    cpu_kv_cache_gib: int = 1
 
     def __post_init__(self) -> None:
-        require(self.backend in {"llamacpp"}, f"TALKER_LLM_BACKEND={self.backend!r}: supported: llamacpp")
+        require(self.backend in BACKENDS, f"TALKER_LLM_BACKEND={self.backend!r}: supported: {', '.join(BACKENDS)}")
         require(256 <= self.context_length <= 131072,
                 f"TALKER_LLM_CONTEXT_LENGTH={self.context_length}: must be 256..131072")
         require(1 <= self.max_tokens < self.context_length,
@@ -37,3 +53,10 @@ class LlmConfig:
         require(0.0 <= self.temperature <= 2.0, f"TALKER_LLM_TEMPERATURE={self.temperature}: must be 0..2")
         require(0.0 < self.top_p <= 1.0, f"TALKER_LLM_TOP_P={self.top_p}: must be in (0, 1]")
         require(0 <= self.max_waiting <= 10000, f"TALKER_LLM_MAX_WAITING={self.max_waiting}: must be 0..10000")
+        require(1 <= self.max_num_seqs <= 1024, f"TALKER_LLM_MAX_NUM_SEQS={self.max_num_seqs}: must be 1..1024")
+        require(0.05 <= self.gpu_memory_utilization <= 1.0,
+                f"TALKER_LLM_GPU_MEMORY_UTILIZATION={self.gpu_memory_utilization}: must be 0.05..1")
+        require(1 <= self.cpu_kv_cache_gib <= 256,
+                f"TALKER_LLM_CPU_KV_CACHE_GIB={self.cpu_kv_cache_gib}: must be 1..256")
+        require(self.dtype in {"auto", "float16", "bfloat16", "float32"},
+                f"TALKER_LLM_DTYPE={self.dtype!r}: one of auto, float16, bfloat16, float32")

@@ -1,57 +1,84 @@
-"""The LLM stage: a conversation in, the reply out as a token stream."""
+"""The LLM stage: a conversation in, the reply out as a token stream.
+
+The servicer validates the request, adds the persona, asks the backend for a
+prompt that fits the context window and streams the backend's pieces out,
+recording vLLM's request metrics under our prefix. It knows no backend.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 import grpc
-from prometheus_client import Counter, Gauge, Histogram
+from opentelemetry import trace
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
-from services.common import buckets
+from services.common import buckets, tracing
 from services.common.config import ServerConfig, from_env
 from services.common.errors import InvalidArgument, ResourceExhausted
 from services.common.server import LoadedModel, Stage, run
-from services.common.threads import iterate_in_thread
-from services.llm.backend import LlamaCppBackend, PromptTooLong
+from services.llm.backend import Busy, LlmBackend, PromptTooLong, Sampling, make_backend
 from services.llm.config import LlmConfig
 from talker.v1 import llm_pb2, llm_pb2_grpc
 
+log = logging.getLogger("talker.llm")
+
 _ROLES = {llm_pb2.ROLE_SYSTEM: "system", llm_pb2.ROLE_USER: "user", llm_pb2.ROLE_ASSISTANT: "assistant"}
 _FINISH = {"stop": llm_pb2.FINISH_REASON_STOP, "length": llm_pb2.FINISH_REASON_LENGTH}
+REASONS = ("stop", "length", "cancelled", "error")
 
 
 class LlmMetrics:
-    """vLLM's metric semantics under our prefix."""
+    """vLLM's metric semantics under our prefix (``vllm:time_to_first_token_seconds`` ->
+    ``talker_llm_time_to_first_token_seconds`` and so on)."""
 
-    def __init__(self):
+    def __init__(self, registry: CollectorRegistry = REGISTRY):
         m = ["model"]
+        r = {"registry": registry}
+        self.registry = registry
         self.ttft = Histogram("talker_llm_time_to_first_token_seconds", "From the request to its first token.",
-                              m, buckets=buckets.FIRST_OUTPUT)
+                              m, buckets=buckets.FIRST_OUTPUT, **r)
         self.itl = Histogram("talker_llm_inter_token_latency_seconds", "Between two generated tokens.",
-                             m, buckets=buckets.INTER_TOKEN)
+                             m, buckets=buckets.INTER_TOKEN, **r)
         self.e2e = Histogram("talker_llm_e2e_request_latency_seconds", "A request from arrival to its last token.",
-                             m, buckets=buckets.STAGE)
+                             m, buckets=buckets.STAGE, **r)
         self.queue = Histogram("talker_llm_request_queue_time_seconds", "Time a request waited for the model.",
-                               m, buckets=buckets.FIRST_OUTPUT)
-        self.prompt_tokens = Counter("talker_llm_prompt_tokens_total", "Prompt tokens processed.", m)
-        self.generation_tokens = Counter("talker_llm_generation_tokens_total", "Tokens generated.", m)
-        self.running = Gauge("talker_llm_num_requests_running", "Requests generating now.", m)
-        self.waiting = Gauge("talker_llm_num_requests_waiting", "Requests waiting for the model.", m)
+                               m, buckets=buckets.FIRST_OUTPUT, **r)
+        self.prompt_len = Histogram("talker_llm_request_prompt_tokens", "Prompt tokens per request.",
+                                    m, buckets=buckets.TOKENS, **r)
+        self.generation_len = Histogram("talker_llm_request_generation_tokens", "Generated tokens per request.",
+                                        m, buckets=buckets.TOKENS, **r)
+        self.prompt_tokens = Counter("talker_llm_prompt_tokens_total", "Prompt tokens processed.", m, **r)
+        self.generation_tokens = Counter("talker_llm_generation_tokens_total", "Tokens generated.", m, **r)
+        self.running = Gauge("talker_llm_num_requests_running", "Requests generating now.", m, **r)
+        self.waiting = Gauge("talker_llm_num_requests_waiting", "Requests waiting for the model.", m, **r)
+        self.kv_cache = Gauge("talker_llm_kv_cache_usage_perc", "Fraction of the KV cache in use (1 = full).",
+                              m, **r)
         self.finished = Counter("talker_llm_request_success_total", "Finished requests by reason.",
-                                [*m, "finished_reason"])
+                                [*m, "finished_reason"], **r)
         self.history_dropped = Counter("talker_llm_history_messages_dropped_total",
-                                       "Oldest messages dropped to fit the context window.", m)
+                                       "Oldest messages dropped to fit the context window.", m, **r)
+
+    def bind(self, backend: LlmBackend) -> None:
+        """Read the live gauges from the backend at scrape time."""
+        model = backend.model_name
+        self.running.labels(model).set_function(lambda: backend.stats().running)
+        self.waiting.labels(model).set_function(lambda: backend.stats().waiting)
+        if backend.stats().kv_cache_usage is not None:
+            self.kv_cache.labels(model).set_function(lambda: backend.stats().kv_cache_usage or 0.0)
+        for reason in REASONS:
+            self.finished.labels(model, reason)
+        backend.on_queue_time = self.queue.labels(model).observe
+        # Device memory is exported for every stage by services.common.metrics.DeviceMemoryCollector.
 
 
 class LlmServicer(llm_pb2_grpc.LlmServicer):
-    def __init__(self, config: LlmConfig, backend: LlamaCppBackend, metrics: LlmMetrics):
+    def __init__(self, config: LlmConfig, backend: LlmBackend, metrics: LlmMetrics):
         self.config = config
         self.backend = backend
         self.metrics = metrics
-        # llama.cpp runs one sequence at a time; asyncio.Lock wakes waiters in FIFO order.
-        self.model_lock = asyncio.Lock()
-        self.waiting = 0
 
     def _messages(self, request) -> list[dict]:
         if not request.messages:
@@ -78,10 +105,12 @@ class LlmServicer(llm_pb2_grpc.LlmServicer):
             out.insert(0, {"role": "system", "content": self.config.system_prompt})
         return out
 
-    def _sampling(self, request) -> tuple[int, float, float]:
+    def _sampling(self, request) -> Sampling:
+        # max_tokens 0 is the proto's "service default"; negative or beyond the window is refused.
         max_tokens = request.max_tokens or self.config.max_tokens
         if not 1 <= max_tokens < self.config.context_length:
-            raise InvalidArgument(f"max_tokens: {request.max_tokens} is outside 1..{self.config.context_length - 1}")
+            raise InvalidArgument(f"max_tokens: {request.max_tokens} is outside 1..{self.config.context_length - 1} "
+                                  "(0 = the service default)")
         temperature = request.temperature if request.HasField("temperature") else self.config.temperature
         if not 0.0 <= temperature <= 2.0:
             raise InvalidArgument(f"temperature: {temperature:g} is outside 0..2")
@@ -90,81 +119,99 @@ class LlmServicer(llm_pb2_grpc.LlmServicer):
             raise InvalidArgument(f"top_p: {top_p:g} is outside (0, 1]")
         if len(request.stop) > 8 or any(not s for s in request.stop):
             raise InvalidArgument("stop: at most 8 non-empty stop sequences")
-        return max_tokens, temperature, top_p
+        seed = request.seed if request.HasField("seed") else None
+        return Sampling(max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed,
+                        stop=tuple(request.stop))
 
     async def Generate(self, request, context):
         messages = self._messages(request)
-        max_tokens, temperature, top_p = self._sampling(request)
-        seed = request.seed if request.HasField("seed") else None
+        sampling = self._sampling(request)
         model, m = self.backend.model_name, self.metrics
-        if self.model_lock.locked() and self.waiting >= self.config.max_waiting:
-            raise ResourceExhausted(f"llm: {self.waiting} requests already waiting for the model; retry later")
         arrived = time.perf_counter()
-        self.waiting += 1
-        m.waiting.labels(model).inc()
         try:
-            await self.model_lock.acquire()
-        finally:
-            self.waiting -= 1
-            m.waiting.labels(model).dec()
-        reason, generated = "cancelled", 0
+            prompt = await asyncio.to_thread(self.backend.prompt, messages, sampling.max_tokens)
+        except PromptTooLong as exc:
+            raise InvalidArgument(f"messages: {exc}") from None
+        m.history_dropped.labels(model).inc(prompt.dropped_messages)
+        reason, generated, started = "cancelled", 0, False
+        # The model's work as a GenAI span (OpenTelemetry semantic conventions for generative AI).
+        span = tracing.tracer("talker.llm").start_span(f"chat {model}", attributes={
+            "gen_ai.operation.name": "chat", "gen_ai.system": self.backend.name,
+            "gen_ai.provider.name": self.backend.name, "gen_ai.request.model": model,
+            "gen_ai.request.max_tokens": sampling.max_tokens, "gen_ai.request.temperature": sampling.temperature,
+            "gen_ai.request.top_p": sampling.top_p, "gen_ai.usage.input_tokens": len(prompt.tokens),
+            "talker.llm.history_dropped_messages": prompt.dropped_messages})
+        stream = self.backend.generate(prompt, sampling)
         try:
-            m.queue.labels(model).observe(time.perf_counter() - arrived)
-            m.running.labels(model).inc()
-            try:
-                prompt = await asyncio.to_thread(self.backend.prompt, messages, max_tokens)
-            except PromptTooLong as exc:
-                reason = "error"
-                raise InvalidArgument(f"messages: {exc}") from None
-            m.prompt_tokens.labels(model).inc(len(prompt.tokens))
-            m.history_dropped.labels(model).inc(prompt.dropped_messages)
             last = None
-            async for piece in iterate_in_thread(lambda cancelled: self.backend.generate(
-                    prompt, max_tokens, temperature, top_p, seed, cancelled, list(request.stop))):
+            async for piece in stream:
+                if not started:
+                    started = True
+                    m.prompt_tokens.labels(model).inc(len(prompt.tokens))
+                    m.prompt_len.labels(model).observe(len(prompt.tokens))
                 now = time.perf_counter()
-                if piece.text:
-                    generated += 1
+                if piece.tokens:
+                    generated += piece.tokens
                     if last is None:
-                        m.ttft.labels(model).observe(now - arrived)
+                        m.ttft.labels(model).observe(now - arrived, tracing.exemplar(span))
                     else:
-                        m.itl.labels(model).observe(now - last)
+                        # A piece may carry several tokens (vLLM under load): one gap per token.
+                        for _ in range(piece.tokens):
+                            m.itl.labels(model).observe((now - last) / piece.tokens)
                     last = now
+                if piece.text:
                     yield llm_pb2.GenerateResponse(text=piece.text)
                 if piece.finish_reason:
                     reason = piece.finish_reason if piece.finish_reason in _FINISH else "stop"
             yield llm_pb2.GenerateResponse(
                 finish_reason=_FINISH.get(reason, llm_pb2.FINISH_REASON_STOP),
                 usage=llm_pb2.Usage(prompt_tokens=len(prompt.tokens), completion_tokens=generated))
+        except Busy as exc:
+            reason = "rejected"
+            raise ResourceExhausted(f"llm: {exc}; retry later") from None
         except BaseException as exc:
-            if reason != "error" and not isinstance(exc, (asyncio.CancelledError, GeneratorExit)):
+            if not isinstance(exc, (asyncio.CancelledError, GeneratorExit)):
                 reason = "error"
+                span.record_exception(exc)
+                span.set_status(trace.Status(trace.StatusCode.ERROR, type(exc).__name__))
             raise
         finally:
-            m.running.labels(model).dec()
-            m.generation_tokens.labels(model).inc(generated)
-            m.finished.labels(model, reason).inc()
-            m.e2e.labels(model).observe(time.perf_counter() - arrived)
-            self.model_lock.release()
+            # Closing the backend's stream cancels the request in the engine and frees its slot.
+            await stream.aclose()
+            span.set_attributes({"gen_ai.usage.output_tokens": generated, "gen_ai.response.model": model,
+                                 "gen_ai.response.finish_reasons": [reason]})
+            span.end()
+            if reason != "rejected":
+                m.generation_tokens.labels(model).inc(generated)
+                m.generation_len.labels(model).observe(generated)
+                m.finished.labels(model, reason).inc()
+                m.e2e.labels(model).observe(time.perf_counter() - arrived, tracing.exemplar(span))
 
 
 class LlmStage(Stage):
     name = "llm"
     service_names = (llm_pb2.DESCRIPTOR.services_by_name["Llm"].full_name,)
 
-    def __init__(self, server_config: ServerConfig, config: LlmConfig | None = None):
+    def __init__(self, server_config: ServerConfig, config: LlmConfig | None = None,
+                 registry: CollectorRegistry = REGISTRY):
         self.config = config or from_env(LlmConfig, "TALKER_LLM_")
-        self.backend = LlamaCppBackend(self.config, server_config.threads)
-        self.metrics = LlmMetrics()
+        self.backend = make_backend(self.config, server_config.threads)
+        self.metrics = LlmMetrics(registry)
         self.servicer = LlmServicer(self.config, self.backend, self.metrics)
 
     def add_to_server(self, server: grpc.aio.Server) -> None:
         llm_pb2_grpc.add_LlmServicer_to_server(self.servicer, server)
 
+    async def start(self) -> None:
+        await self.backend.start()
+
     def load(self) -> LoadedModel:
         self.backend.load()
-        for reason in ("stop", "length", "cancelled", "error"):
-            self.metrics.finished.labels(self.backend.model_name, reason)
-        return LoadedModel(backend=self.backend.name, model=self.backend.model_name, device="cpu")
+        self.metrics.bind(self.backend)
+        return LoadedModel(backend=self.backend.name, model=self.backend.model_name, device=self.backend.device)
+
+    async def close(self) -> None:
+        await self.backend.close()
 
 
 def main() -> None:

