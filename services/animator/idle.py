@@ -12,7 +12,8 @@ import math
 import numpy as np
 
 BLINK_MIN_S, BLINK_MAX_S = 2.0, 6.0   # interval between blinks
-BLINK_CLOSE_S, BLINK_HOLD_S, BLINK_OPEN_S = 0.05, 0.03, 0.08   # ~150 ms in all
+# The lids stay shut for one frame period at 25 fps, so every blink shows at least one closed frame.
+BLINK_CLOSE_S, BLINK_HOLD_S, BLINK_OPEN_S = 0.05, 0.04, 0.08   # ~170 ms in all
 
 
 @dataclasses.dataclass(frozen=True)
