@@ -27,8 +27,14 @@ def test_a_spoken_turn_is_one_trace_across_all_five_services(gateway, channel_to
     list(gateway.Ask(gateway_pb2.AskRequest(wav=wav, config=gateway_pb2.SessionConfig(max_reply_tokens=24)),
                      metadata=metadata, timeout=120))
 
+    # Each service exports in its own batches: wait for all of them, and for the turn span itself.
+    def complete(spans) -> bool:
+        names = {s["name"] for s in spans}
+        return {s["service"] for s in spans} >= SERVICES and {"talker.turn", "asr.transcribe", "tts.synthesize",
+                                                             "animator.render"} <= names
+
     deadline = time.monotonic() + 15
-    while {s["service"] for s in otlp.trace(trace_id)} < SERVICES and time.monotonic() < deadline:
+    while not complete(otlp.trace(trace_id)) and time.monotonic() < deadline:
         time.sleep(0.2)
     spans = otlp.trace(trace_id)
     assert {s["service"] for s in spans} >= SERVICES, {s["service"] for s in spans}
