@@ -9,6 +9,7 @@ import time
 
 import grpc
 
+from gateway.auth import Authenticator, AuthInterceptor, load_keys
 from gateway.config import GatewayConfig
 from gateway.metrics import GatewayMetrics
 from gateway.pipeline import Session, StageFailure, Turn, TurnInput
@@ -239,6 +240,17 @@ class GatewayStage(Stage):
         self.server_config = server_config
         self.config = config or from_env(GatewayConfig, "TALKER_GATEWAY_")
         self.servicer = GatewayServicer(self.config, GatewayMetrics())
+        # Read the keys now: a missing or malformed file is a configuration error at start.
+        self.authenticator = Authenticator(load_keys(self.config.api_keys_file)) if self.config.api_keys_file \
+            else None
+        if self.authenticator:
+            log.info("gateway: client authentication on, %d API keys (%s)", len(self.authenticator.keys),
+                     ", ".join(k.name for k in self.authenticator.keys))
+        else:
+            log.warning("gateway: client authentication is OFF (TALKER_GATEWAY_API_KEYS_FILE is not set)")
+
+    def interceptors(self) -> list[grpc.aio.ServerInterceptor]:
+        return [AuthInterceptor(self.authenticator)] if self.authenticator else []
 
     def add_to_server(self, server: grpc.aio.Server) -> None:
         gateway_pb2_grpc.add_GatewayServicer_to_server(self.servicer, server)

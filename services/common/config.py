@@ -111,6 +111,11 @@ class ServerConfig:
     metrics_basic_auth_file: str = ""
     metrics_tls_cert_file: str = ""
     metrics_tls_key_file: str = ""
+    # gRPC TLS: the server's certificate chain and key (PEM). With a client CA as well,
+    # clients must present a certificate it signed (mutual TLS).
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_client_ca_file: str = ""
     # Fault injection for tests and drills: every call to the stage's own RPCs
     # waits this long before it is handled. Never set in production.
     fault_delay_seconds: float = 0.0
@@ -127,5 +132,9 @@ class ServerConfig:
                 f"TALKER_FAULT_DELAY_SECONDS={self.fault_delay_seconds}: must be 0..600")
         require(bool(self.metrics_tls_cert_file) == bool(self.metrics_tls_key_file),
                 "TALKER_METRICS_TLS_CERT_FILE and TALKER_METRICS_TLS_KEY_FILE must be set together")
+        require(bool(self.tls_cert_file) == bool(self.tls_key_file),
+                "TALKER_TLS_CERT_FILE and TALKER_TLS_KEY_FILE must be set together")
+        require(not self.tls_client_ca_file or bool(self.tls_cert_file),
+                "TALKER_TLS_CLIENT_CA_FILE needs TALKER_TLS_CERT_FILE and TALKER_TLS_KEY_FILE (mTLS is TLS first)")
         require(self.log_level.upper() in {"DEBUG", "INFO", "WARNING", "ERROR"},
                 f"TALKER_LOG_LEVEL={self.log_level!r}: one of DEBUG, INFO, WARNING, ERROR")

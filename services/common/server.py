@@ -59,6 +59,10 @@ class Stage(abc.ABC):
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release what load() took; called after the server has drained."""
 
+    def interceptors(self) -> list[grpc.aio.ServerInterceptor]:
+        """Extra interceptors for the stage's own calls (e.g. client authentication), innermost last."""
+        return []
+
 
 class ReadinessInterceptor(grpc.aio.ServerInterceptor):
     """Refuses the stage's own RPCs with UNAVAILABLE until its model is loaded."""
@@ -160,6 +164,24 @@ def server_options(config: ServerConfig) -> list[tuple[str, int]]:
     ]
 
 
+def _read(path: str, what: str) -> bytes:
+    try:
+        return open(path, "rb").read()
+    except OSError as exc:
+        raise ConfigError(f"{what}={path}: cannot read it ({exc.strerror})") from None
+
+
+def server_credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
+    """TLS (and mTLS when a client CA is set) from the certificate files, or None for plaintext."""
+    if not config.tls_cert_file:
+        return None
+    key = _read(config.tls_key_file, "TALKER_TLS_KEY_FILE")
+    cert = _read(config.tls_cert_file, "TALKER_TLS_CERT_FILE")
+    client_ca = _read(config.tls_client_ca_file, "TALKER_TLS_CLIENT_CA_FILE") if config.tls_client_ca_file else None
+    return grpc.ssl_server_credentials([(key, cert)], root_certificates=client_ca,
+                                       require_client_auth=client_ca is not None)
+
+
 def setup_logging(level: str, name: str) -> None:
     logging.basicConfig(
         level=level.upper(),
@@ -180,6 +202,7 @@ async def serve(stage: Stage, config: ServerConfig, stop: asyncio.Event | None =
         interceptors.insert(0, MetricsInterceptor(GrpcServerMetrics()))
     if provider is not None:
         interceptors.insert(0, tracing.server_interceptor())  # outermost: spans cover the rest
+    interceptors += stage.interceptors()
     if config.fault_delay_seconds:
         log.warning("%s: fault injection on: every call waits %.2f s", stage.name, config.fault_delay_seconds)
         interceptors.append(DelayInterceptor(config.fault_delay_seconds))
@@ -197,11 +220,15 @@ async def serve(stage: Stage, config: ServerConfig, stop: asyncio.Event | None =
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
 
     address = f"{config.host}:{config.grpc_port}"
-    if server.add_insecure_port(address) == 0:
+    credentials = server_credentials(config)
+    bound = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
+    if bound == 0:
         raise RuntimeError(f"cannot bind gRPC port {address}")
     await server.start()
-    log.info("%s: gRPC on %s, metrics on http://%s:%d/metrics, loading the model",
-             stage.name, address, config.metrics_host, config.metrics_port)
+    security = ("plaintext" if credentials is None else
+                "mutual TLS" if config.tls_client_ca_file else "TLS")
+    log.info("%s: gRPC (%s) on %s, metrics on http://%s:%d/metrics, loading the model",
+             stage.name, security, address, config.metrics_host, config.metrics_port)
 
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
