@@ -23,6 +23,8 @@ from talker.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc
 log = logging.getLogger("talker.gateway")
 
 CONVERSE_RATE = 16000
+# C0 controls (but tab, newline, carriage return), DEL and C1 controls: never part of a question.
+_CONTROL = frozenset(chr(c) for c in [*range(0, 9), 11, 12, *range(14, 32), *range(127, 160)])
 
 
 class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
@@ -66,6 +68,9 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
             raise InvalidArgument(f"{field}: empty")
         if len(text) > self.config.max_text_chars:
             raise InvalidArgument(f"{field}: {len(text)} characters, more than {self.config.max_text_chars}")
+        bad = next((c for c in text if c in _CONTROL), None)
+        if bad is not None:
+            raise InvalidArgument(f"{field}: contains the control character U+{ord(bad):04X}")
         return text
 
     @staticmethod
