@@ -97,8 +97,13 @@ def soak(stack: Stack, args) -> int:
     threads = [threading.Thread(target=session, args=(i,), daemon=True) for i in range(args.sessions)]
     for th in threads:
         th.start()
-    time.sleep(max(0.0, t0 + args.warmup_fraction * args.minutes * 60 - time.monotonic()))
+    # Warm-up: the first fraction of the run and at least two turns per session (every label
+    # value and every model buffer has been seen once), whichever is later.
+    warm_until = t0 + args.warmup_fraction * args.minutes * 60
+    while time.monotonic() < end and (time.monotonic() < warm_until or len(turns) < 2 * args.sessions):
+        time.sleep(0.5)
     warm = snapshot(stack)
+    warm_at = time.monotonic() - t0
     warm_turns = len(turns)
     for th in threads:
         th.join()
@@ -117,7 +122,8 @@ def soak(stack: Stack, args) -> int:
 
 {args.sessions} sessions asking turn after turn (text in, audio and frames out) for {args.minutes:g} minutes
 (`python -m bench.soak --minutes {args.minutes:g} --sessions {args.sessions}`); the first
-{100 * args.warmup_fraction:.0f} % is warm-up, the baseline for memory growth and series count.
+{100 * args.warmup_fraction:.0f} % and at least two turns per session is warm-up (here {warm_at:.0f} s), the
+baseline for memory growth and series count.
 
 Turns: {len(turns)} completed ({len(turns) - warm_turns} after warm-up), **{len(failures)} failed**;
 {60 * len(turns) / elapsed:.1f} turns/min; turn time p50 {p50(turns) if turns else float('nan'):.2f} s,

@@ -254,6 +254,10 @@ class GatewayStage(Stage):
         else:
             log.warning("gateway: client authentication is OFF (TALKER_GATEWAY_API_KEYS_FILE is not set)")
 
+    def saturation_limit(self, server_config: ServerConfig) -> int:
+        # Each session is one Converse/Ask call: not ready once every session slot is taken.
+        return min(self.config.max_sessions, server_config.max_concurrent_rpcs)
+
     def interceptors(self) -> list[grpc.aio.ServerInterceptor]:
         return [AuthInterceptor(self.authenticator)] if self.authenticator else []
 

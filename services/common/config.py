@@ -116,6 +116,9 @@ class ServerConfig:
     tls_cert_file: str = ""
     tls_key_file: str = ""
     tls_client_ca_file: str = ""
+    # A second, plaintext port serving only grpc.health.v1 (0 = none): kubelet gRPC probes
+    # cannot speak TLS, so with TLS on the main port the probes point here.
+    health_port: int = 0
     # Fault injection for tests and drills: every call to the stage's own RPCs
     # waits this long before it is handled. Never set in production.
     fault_delay_seconds: float = 0.0
@@ -123,6 +126,7 @@ class ServerConfig:
     def __post_init__(self) -> None:
         check_port("TALKER_GRPC_PORT", self.grpc_port)
         check_port("TALKER_METRICS_PORT", self.metrics_port)
+        check_port("TALKER_HEALTH_PORT", self.health_port)
         require(self.grace_seconds >= 0, f"TALKER_GRACE_SECONDS={self.grace_seconds}: must be >= 0")
         require(self.max_concurrent_rpcs >= 1, f"TALKER_MAX_CONCURRENT_RPCS={self.max_concurrent_rpcs}: must be >= 1")
         require(1 <= self.threads <= 256, f"TALKER_THREADS={self.threads}: must be 1..256")

@@ -59,6 +59,10 @@ class Stage(abc.ABC):
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release what load() took; called after the server has drained."""
 
+    def saturation_limit(self, config: ServerConfig) -> int:
+        """In-flight calls of its own RPCs at which the stage reports not ready (see LoadInterceptor)."""
+        return config.max_concurrent_rpcs
+
     def interceptors(self) -> list[grpc.aio.ServerInterceptor]:
         """Extra interceptors for the stage's own calls (e.g. client authentication), innermost last."""
         return []
@@ -112,6 +116,62 @@ class DelayInterceptor(grpc.aio.ServerInterceptor):
                 async def call(request, context):
                     await asyncio.sleep(seconds)
                     return await inner(request, context)
+                return call
+        return rewrap(handler, wrapper)
+
+
+class LoadInterceptor(grpc.aio.ServerInterceptor):
+    """Counts the stage's own in-flight calls; at the limit its services' health turns NOT_SERVING.
+
+    Readiness probes check the stage's service name (``talker.v1.Tts``...), so a saturated
+    replica leaves the load balancer's rotation until a call finishes; liveness checks the
+    overall status (``""``), which stays SERVING. Calls beyond ``max_concurrent_rpcs`` are
+    refused with RESOURCE_EXHAUSTED by gRPC itself, never queued.
+    """
+
+    def __init__(self, limit: int, on_change):
+        self.limit = limit
+        self.in_flight = 0
+        self.on_change = on_change  # async (saturated: bool) -> None
+
+    @property
+    def saturated(self) -> bool:
+        return self.in_flight >= self.limit
+
+    async def _enter(self) -> None:
+        self.in_flight += 1
+        if self.in_flight == self.limit:
+            await self.on_change(True)
+
+    async def _leave(self) -> None:
+        self.in_flight -= 1
+        if self.in_flight == self.limit - 1:
+            await self.on_change(False)
+
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        if handler is None or handler_call_details.method.startswith(ReadinessInterceptor._ALWAYS):
+            return handler
+        enter, leave = self._enter, self._leave
+
+        if handler.response_streaming:
+            def wrapper(inner):
+                async def call(request, context):
+                    await enter()
+                    try:
+                        async for item in inner(request, context):
+                            yield item
+                    finally:
+                        await leave()
+                return call
+        else:
+            def wrapper(inner):
+                async def call(request, context):
+                    await enter()
+                    try:
+                        return await inner(request, context)
+                    finally:
+                        await leave()
                 return call
         return rewrap(handler, wrapper)
 
@@ -197,7 +257,22 @@ async def serve(stage: Stage, config: ServerConfig, stop: asyncio.Event | None =
     model_metrics = ModelMetrics(stage.name)
     metrics_server.start(config)
     readiness = ReadinessInterceptor(stage.name)
-    interceptors = [readiness, ErrorInterceptor()]
+    health_servicer = health.aio.HealthServicer()
+    draining = False
+
+    async def saturation(saturated: bool) -> None:
+        if not readiness.ready or draining:
+            return
+        status = health_pb2.HealthCheckResponse.NOT_SERVING if saturated else health_pb2.HealthCheckResponse.SERVING
+        for name in stage.service_names:
+            await health_servicer.set(name, status)
+        if saturated:
+            log.warning("%s: saturated (%d calls in flight): not ready", stage.name, load.limit)
+        else:
+            log.info("%s: below its limit again: ready", stage.name)
+
+    load = LoadInterceptor(stage.saturation_limit(config), saturation)
+    interceptors = [readiness, load, ErrorInterceptor()]
     if config.metrics_enabled:
         interceptors.insert(0, MetricsInterceptor(GrpcServerMetrics()))
     if provider is not None:
@@ -211,7 +286,6 @@ async def serve(stage: Stage, config: ServerConfig, stop: asyncio.Event | None =
         options=server_options(config),
         maximum_concurrent_rpcs=config.max_concurrent_rpcs,
     )
-    health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     stage.add_to_server(server)
     names = (*stage.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME)
@@ -225,6 +299,15 @@ async def serve(stage: Stage, config: ServerConfig, stop: asyncio.Event | None =
     if bound == 0:
         raise RuntimeError(f"cannot bind gRPC port {address}")
     await server.start()
+    health_server = None
+    if config.health_port:
+        # Health only, plaintext, outside the main server's concurrency limit: for probes.
+        health_server = grpc.aio.server(options=server_options(config))
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, health_server)
+        if health_server.add_insecure_port(f"{config.host}:{config.health_port}") == 0:
+            raise RuntimeError(f"cannot bind the health port {config.host}:{config.health_port}")
+        await health_server.start()
+        log.info("%s: plaintext health-only port %d", stage.name, config.health_port)
     security = ("plaintext" if credentials is None else
                 "mutual TLS" if config.tls_client_ca_file else "TLS")
     log.info("%s: gRPC (%s) on %s, metrics on http://%s:%d/metrics, loading the model",
@@ -251,6 +334,8 @@ async def serve(stage: Stage, config: ServerConfig, stop: asyncio.Event | None =
         readiness.ready = True
         for name in ("", *stage.service_names):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        if load.saturated:
+            await saturation(True)
         log.info("%s: SERVING (%s %s on %s, loaded in %.2f s)",
                  stage.name, model.backend, model.model, model.device, seconds)
         await waiter
@@ -259,8 +344,11 @@ async def serve(stage: Stage, config: ServerConfig, stop: asyncio.Event | None =
 
     log.info("%s: draining for up to %.1f s", stage.name, config.grace_seconds)
     model_metrics.ready.labels(stage.name).set(0)
+    draining = True
     await health_servicer.enter_graceful_shutdown()
     await server.stop(config.grace_seconds)
+    if health_server is not None:
+        await health_server.stop(0)
     await stage.close()
     if provider is not None:
         provider.shutdown()  # flushes spans still queued for export

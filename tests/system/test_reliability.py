@@ -346,3 +346,45 @@ def test_a_killed_stage_fails_the_turn_fast_naming_it_and_the_next_turn_works_af
     assert events[-1].WhichOneof("event") == "summary"
     assert events[-1].summary.frames > 0
 
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def health_of(port: int, service: str) -> str:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+        resp = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
+
+
+def test_the_concurrency_limit_refuses_at_once_and_readiness_follows_saturation(stack, tmp_path):
+    port = free_port()
+    g = extra_gateway(stack, tmp_path, PORT_OFFSET + 80, TALKER_MAX_CONCURRENT_RPCS="1",
+                      TALKER_FAULT_DELAY_SECONDS="3", TALKER_HEALTH_PORT=str(port))
+    service = gateway_pb2.DESCRIPTOR.services_by_name["Gateway"].full_name
+    try:
+        assert health_of(port, service) == "SERVING"
+        with g.channel("gateway", [("grpc.max_receive_message_length", 64 << 20)]) as ch:
+            stub = gateway_pb2_grpc.GatewayStub(ch)
+            with ThreadPoolExecutor(1) as pool:
+                first = pool.submit(story, stub, 8)
+                deadline = time.monotonic() + 10
+                while health_of(port, service) != "NOT_SERVING" and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                assert health_of(port, service) == "NOT_SERVING", "saturated but still ready"
+                assert health_of(port, "") == "SERVING", "saturation must not fail liveness"
+                t0 = time.monotonic()
+                with pytest.raises(grpc.RpcError) as err:
+                    story(stub, tokens=8, timeout=30)
+                assert err.value.code() == C.RESOURCE_EXHAUSTED, err.value.details()
+                assert time.monotonic() - t0 < 1.0, "the call beyond the limit was queued"
+                events = first.result(timeout=200)
+            assert events[-1].WhichOneof("event") == "summary"
+            assert health_of(port, service) == "SERVING"
+    finally:
+        g.stop(("gateway",))
