@@ -267,12 +267,12 @@ async def serve(stage: Stage, config: ServerConfig, stop: asyncio.Event | None =
         for name in stage.service_names:
             await health_servicer.set(name, status)
         if saturated:
-            log.warning("%s: saturated (%d calls in flight): not ready", stage.name, load.limit)
+            log.warning("%s: saturated (%d calls in flight): not ready", stage.name, in_flight.limit)
         else:
             log.info("%s: below its limit again: ready", stage.name)
 
-    load = LoadInterceptor(stage.saturation_limit(config), saturation)
-    interceptors = [readiness, load, ErrorInterceptor()]
+    in_flight = LoadInterceptor(stage.saturation_limit(config), saturation)
+    interceptors = [readiness, in_flight, ErrorInterceptor()]
     if config.metrics_enabled:
         interceptors.insert(0, MetricsInterceptor(GrpcServerMetrics()))
     if provider is not None:
@@ -334,7 +334,7 @@ async def serve(stage: Stage, config: ServerConfig, stop: asyncio.Event | None =
         readiness.ready = True
         for name in ("", *stage.service_names):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-        if load.saturated:
+        if in_flight.saturated:
             await saturation(True)
         log.info("%s: SERVING (%s %s on %s, loaded in %.2f s)",
                  stage.name, model.backend, model.model, model.device, seconds)
