@@ -133,20 +133,29 @@ class LoadInterceptor(grpc.aio.ServerInterceptor):
         self.limit = limit
         self.in_flight = 0
         self.on_change = on_change  # async (saturated: bool) -> None
+        self._published = False
+        self._tasks: set[asyncio.Task] = set()
 
     @property
     def saturated(self) -> bool:
         return self.in_flight >= self.limit
 
+    def _publish(self) -> None:
+        # Health updates run as their own tasks, in order: a call cancelled by its client
+        # (its finally block runs while cancelled) must not lose the update.
+        if self.saturated != self._published:
+            self._published = self.saturated
+            task = asyncio.ensure_future(self.on_change(self._published))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
     async def _enter(self) -> None:
         self.in_flight += 1
-        if self.in_flight == self.limit:
-            await self.on_change(True)
+        self._publish()
 
     async def _leave(self) -> None:
         self.in_flight -= 1
-        if self.in_flight == self.limit - 1:
-            await self.on_change(False)
+        self._publish()
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
