@@ -115,6 +115,7 @@ bench: setup $(SETUP_EXTRA)
 
 lint: $(VENV)/dev/.installed
 	$(VENV)/dev/bin/ruff check .
+	$(MAKE) --no-print-directory audit
 
 clean:
 	rm -rf $(VENV) out

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import grpc
 
+from gateway.client import ClientSecurity
 from gateway.stack import SERVICES, Stack
 from services.common.audio import pcm16_to_float
 from services.common.media import decode_jpeg, rgb_frame, write_mp4
@@ -69,8 +70,11 @@ def cmd_ask(args) -> int:
         request = gateway_pb2.AskRequest(config=config, wav=Path(args.wav).read_bytes())
     else:
         request = gateway_pb2.AskRequest(config=config, text=args.text or DEFAULT_QUESTION)
-    with grpc.insecure_channel(args.target, options=[("grpc.max_receive_message_length", 64 << 20)]) as ch:
-        result = collect_turn(gateway_pb2_grpc.GatewayStub(ch).Ask(request, timeout=args.timeout),
+    security = ClientSecurity.from_env(ca_file=args.ca, cert_file=args.cert, key_file=args.key,
+                                       server_name=args.server_name)
+    with security.channel(args.target, options=[("grpc.max_receive_message_length", 64 << 20)]) as ch:
+        result = collect_turn(gateway_pb2_grpc.GatewayStub(ch).Ask(request, timeout=args.timeout,
+                                                                   metadata=security.metadata()),
                               show=not args.quiet)
     if result is None:
         return 1
@@ -155,6 +159,11 @@ def main(argv: list[str] | None = None) -> int:
     ask.add_argument("--target", default=f"127.0.0.1:{SERVICES['gateway'][1]}")
     ask.add_argument("--timeout", type=float, default=180.0)
     ask.add_argument("--quiet", action="store_true")
+    ask.add_argument("--ca", help="TLS: the CA that signed the gateway's certificate (env TALKER_CLIENT_TLS_CA_FILE)")
+    ask.add_argument("--cert", help="mTLS: client certificate (env TALKER_CLIENT_TLS_CERT_FILE)")
+    ask.add_argument("--key", help="mTLS: client key (env TALKER_CLIENT_TLS_KEY_FILE)")
+    ask.add_argument("--server-name", help="TLS: name to verify instead of the target's host")
+    # The API key comes from TALKER_API_KEY only: a flag would show it in `ps` and shell history.
     args = parser.parse_args(argv)
     return {"up": cmd_up, "down": cmd_down, "status": cmd_status, "ask": cmd_ask}[args.command](args)
 

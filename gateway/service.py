@@ -9,6 +9,7 @@ import time
 
 import grpc
 
+from gateway.auth import Authenticator, AuthInterceptor, load_keys
 from gateway.config import GatewayConfig
 from gateway.metrics import GatewayMetrics
 from gateway.pipeline import Session, StageFailure, Turn, TurnInput
@@ -22,6 +23,8 @@ from talker.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc
 log = logging.getLogger("talker.gateway")
 
 CONVERSE_RATE = 16000
+# C0 controls (but tab, newline, carriage return), DEL and C1 controls: never part of a question.
+_CONTROL = frozenset(chr(c) for c in [*range(0, 9), 11, 12, *range(14, 32), *range(127, 160)])
 
 
 class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
@@ -65,6 +68,9 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
             raise InvalidArgument(f"{field}: empty")
         if len(text) > self.config.max_text_chars:
             raise InvalidArgument(f"{field}: {len(text)} characters, more than {self.config.max_text_chars}")
+        bad = next((c for c in text if c in _CONTROL), None)
+        if bad is not None:
+            raise InvalidArgument(f"{field}: contains the control character U+{ord(bad):04X}")
         return text
 
     @staticmethod
@@ -239,6 +245,21 @@ class GatewayStage(Stage):
         self.server_config = server_config
         self.config = config or from_env(GatewayConfig, "TALKER_GATEWAY_")
         self.servicer = GatewayServicer(self.config, GatewayMetrics())
+        # Read the keys now: a missing or malformed file is a configuration error at start.
+        self.authenticator = Authenticator(load_keys(self.config.api_keys_file)) if self.config.api_keys_file \
+            else None
+        if self.authenticator:
+            log.info("gateway: client authentication on, %d API keys (%s)", len(self.authenticator.keys),
+                     ", ".join(k.name for k in self.authenticator.keys))
+        else:
+            log.warning("gateway: client authentication is OFF (TALKER_GATEWAY_API_KEYS_FILE is not set)")
+
+    def saturation_limit(self, server_config: ServerConfig) -> int:
+        # Each session is one Converse/Ask call: not ready once every session slot is taken.
+        return min(self.config.max_sessions, server_config.max_concurrent_rpcs)
+
+    def interceptors(self) -> list[grpc.aio.ServerInterceptor]:
+        return [AuthInterceptor(self.authenticator)] if self.authenticator else []
 
     def add_to_server(self, server: grpc.aio.Server) -> None:
         gateway_pb2_grpc.add_GatewayServicer_to_server(self.servicer, server)

@@ -17,6 +17,8 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from gateway.client import ClientSecurity
+
 ROOT = Path(__file__).resolve().parent.parent
 
 SERVICES = {
@@ -60,11 +62,14 @@ class ServiceProcess:
 
 class Stack:
     def __init__(self, run_dir: Path | None = None, port_offset: int = 0, venv_dir: Path | None = None,
-                 env: dict[str, str] | None = None, service_env: dict[str, dict[str, str]] | None = None):
+                 env: dict[str, str] | None = None, service_env: dict[str, dict[str, str]] | None = None,
+                 client: ClientSecurity | None = None):
         self.run_dir = Path(run_dir or ROOT / "out" / "stack")
         self.venv_dir = Path(venv_dir or os.environ.get("TALKER_VENV_DIR", ROOT / ".venv"))
         self.env = dict(env or {})  # for every service
         self.per_service = {k: dict(v) for k, v in (service_env or {}).items()}
+        # How health checks (and callers of channel()) reach the services: TLS/mTLS when they serve it.
+        self.client = client or ClientSecurity.from_env()
         self.services = {
             name: ServiceProcess(name, g + port_offset, m + port_offset,
                                  self.run_dir / f"{name}.pid", self.run_dir / f"{name}.log")
@@ -107,9 +112,11 @@ class Stack:
             svc.proc = proc
             svc.pid_file.write_text(str(proc.pid))
 
+    def channel(self, name: str, options: list | None = None) -> grpc.Channel:
+        return self.client.channel(self.services[name].target, options)
+
     def health(self, name: str, timeout: float = 1.0) -> str:
-        svc = self.services[name]
-        with grpc.insecure_channel(svc.target) as ch:
+        with self.channel(name) as ch:
             try:
                 resp = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=""),
                                                             timeout=timeout)

@@ -8,34 +8,89 @@ import grpc
 
 from gateway.config import GatewayConfig
 from services.common import tracing
+from services.common.config import ConfigError
 from talker.v1 import animator_pb2_grpc, asr_pb2_grpc, llm_pb2_grpc, tts_pb2_grpc
 
-# Balance calls over every address the target resolves to (headless Services
-# give one per pod); gRPC otherwise pins a channel to the first address.
-_SERVICE_CONFIG = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
+# Retries: only for calls that are safe to repeat. ListVoices and RegisterAvatar are
+# unary and idempotent (registering the same image gives the same id), so a transient
+# UNAVAILABLE (a replica restarting, a connection reset) is retried with backoff,
+# possibly on another replica. The streaming calls (Transcribe, Generate, Synthesize,
+# Animate) are NOT retried: once a response message has arrived gRPC would not retry
+# anyway, and before that a retry of Synthesize/Animate could repeat audio or frames
+# the client has already been sent for earlier sentences, and a retried Transcribe
+# would need the audio the gateway has already streamed. The turn fails instead,
+# naming the stage, and the client asks again.
+_RETRY_POLICY = {
+    "maxAttempts": 4,
+    "initialBackoff": "0.1s",
+    "maxBackoff": "1s",
+    "backoffMultiplier": 2,
+    "retryableStatusCodes": ["UNAVAILABLE"],
+}
+_SERVICE_CONFIG = json.dumps({
+    # Balance calls over every address the target resolves to (headless Services
+    # give one per pod); gRPC otherwise pins a channel to the first address.
+    "loadBalancingConfig": [{"round_robin": {}}],
+    "methodConfig": [{
+        "name": [{"service": "talker.v1.Tts", "method": "ListVoices"},
+                 {"service": "talker.v1.Animator", "method": "RegisterAvatar"}],
+        "retryPolicy": _RETRY_POLICY,
+    }],
+})
 
 
 def channel_options(max_message_bytes: int) -> list[tuple[str, object]]:
     return [
         ("grpc.service_config", _SERVICE_CONFIG),
+        ("grpc.enable_retries", 1),
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.keepalive_time_ms", 30_000),
         ("grpc.keepalive_timeout_ms", 10_000),
         # Re-resolve DNS promptly when replicas come and go.
         ("grpc.dns_min_time_between_resolutions_ms", 5_000),
+        # Fail fast when a stage is down instead of backing off for up to two minutes.
+        ("grpc.initial_reconnect_backoff_ms", 200),
+        ("grpc.max_reconnect_backoff_ms", 2_000),
     ]
+
+
+def _read(path: str, what: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise ConfigError(f"{what}={path}: cannot read it ({exc.strerror})") from None
+
+
+def channel_credentials(config: GatewayConfig) -> grpc.ChannelCredentials | None:
+    """TLS credentials for the stage channels (with a client certificate for mTLS), or None."""
+    if not config.tls_ca_file:
+        return None
+    ca = _read(config.tls_ca_file, "TALKER_GATEWAY_TLS_CA_FILE")
+    key = cert = None
+    if config.tls_client_cert_file:
+        cert = _read(config.tls_client_cert_file, "TALKER_GATEWAY_TLS_CLIENT_CERT_FILE")
+        key = _read(config.tls_client_key_file, "TALKER_GATEWAY_TLS_CLIENT_KEY_FILE")
+    return grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=cert)
 
 
 class StageClients:
     def __init__(self, config: GatewayConfig, max_message_bytes: int):
         opts = channel_options(max_message_bytes)
+        if config.tls_server_name:
+            opts.append(("grpc.ssl_target_name_override", config.tls_server_name))
+        credentials = channel_credentials(config)
         targets = {"asr": config.asr_target, "llm": config.llm_target, "tts": config.tts_target,
                    "animator": config.animator_target}
-        self.channels = {
-            stage: grpc.aio.insecure_channel(target, options=opts, interceptors=tracing.client_interceptors())
-            for stage, target in targets.items()
-        }
+
+        def channel(target: str) -> grpc.aio.Channel:
+            if credentials is None:
+                return grpc.aio.insecure_channel(target, options=opts, interceptors=tracing.client_interceptors())
+            return grpc.aio.secure_channel(target, credentials, options=opts,
+                                           interceptors=tracing.client_interceptors())
+
+        self.channels = {stage: channel(target) for stage, target in targets.items()}
         self.asr = asr_pb2_grpc.AsrStub(self.channels["asr"])
         self.llm = llm_pb2_grpc.LlmStub(self.channels["llm"])
         self.tts = tts_pb2_grpc.TtsStub(self.channels["tts"])

@@ -51,6 +51,8 @@ class AsrServicer(asr_pb2_grpc.AsrServicer):
             elif kind == "audio":
                 if not rate:
                     raise FailedPrecondition("audio: sent before config; send TranscribeConfig first")
+                if len(req.audio) % 2:
+                    raise InvalidArgument(f"audio: {len(req.audio)} bytes; PCM16 needs an even number")
                 n_bytes += len(req.audio)
                 if n_bytes > max_bytes:
                     raise InvalidArgument(f"audio: longer than {self.config.max_audio_seconds:g} s")

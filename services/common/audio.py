@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import struct
 import wave
 
 import numpy as np
@@ -35,8 +36,10 @@ def read_wav(data: bytes) -> tuple[np.ndarray, int]:
         with wave.open(io.BytesIO(data)) as w:
             channels, width, rate = w.getnchannels(), w.getsampwidth(), w.getframerate()
             frames = w.readframes(w.getnframes())
-    except (wave.Error, EOFError) as exc:
-        raise InvalidArgument(f"wav: not a readable RIFF/WAVE file ({exc})") from None
+    except (wave.Error, EOFError, RuntimeError, ValueError, struct.error, OverflowError) as exc:
+        # The wave module raises more than wave.Error on corrupt headers (e.g. RuntimeError
+        # from a chunk seek past its end, found by tests/unit/test_fuzz.py).
+        raise InvalidArgument(f"wav: not a readable RIFF/WAVE file ({exc or type(exc).__name__})") from None
     if width != 2:
         raise InvalidArgument(f"wav: expected 16-bit PCM samples, got {8 * width}-bit")
     if channels not in (1, 2):

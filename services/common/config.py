@@ -111,6 +111,14 @@ class ServerConfig:
     metrics_basic_auth_file: str = ""
     metrics_tls_cert_file: str = ""
     metrics_tls_key_file: str = ""
+    # gRPC TLS: the server's certificate chain and key (PEM). With a client CA as well,
+    # clients must present a certificate it signed (mutual TLS).
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_client_ca_file: str = ""
+    # A second, plaintext port serving only grpc.health.v1 (0 = none): kubelet gRPC probes
+    # cannot speak TLS, so with TLS on the main port the probes point here.
+    health_port: int = 0
     # Fault injection for tests and drills: every call to the stage's own RPCs
     # waits this long before it is handled. Never set in production.
     fault_delay_seconds: float = 0.0
@@ -118,6 +126,7 @@ class ServerConfig:
     def __post_init__(self) -> None:
         check_port("TALKER_GRPC_PORT", self.grpc_port)
         check_port("TALKER_METRICS_PORT", self.metrics_port)
+        check_port("TALKER_HEALTH_PORT", self.health_port)
         require(self.grace_seconds >= 0, f"TALKER_GRACE_SECONDS={self.grace_seconds}: must be >= 0")
         require(self.max_concurrent_rpcs >= 1, f"TALKER_MAX_CONCURRENT_RPCS={self.max_concurrent_rpcs}: must be >= 1")
         require(1 <= self.threads <= 256, f"TALKER_THREADS={self.threads}: must be 1..256")
@@ -127,5 +136,9 @@ class ServerConfig:
                 f"TALKER_FAULT_DELAY_SECONDS={self.fault_delay_seconds}: must be 0..600")
         require(bool(self.metrics_tls_cert_file) == bool(self.metrics_tls_key_file),
                 "TALKER_METRICS_TLS_CERT_FILE and TALKER_METRICS_TLS_KEY_FILE must be set together")
+        require(bool(self.tls_cert_file) == bool(self.tls_key_file),
+                "TALKER_TLS_CERT_FILE and TALKER_TLS_KEY_FILE must be set together")
+        require(not self.tls_client_ca_file or bool(self.tls_cert_file),
+                "TALKER_TLS_CLIENT_CA_FILE needs TALKER_TLS_CERT_FILE and TALKER_TLS_KEY_FILE (mTLS is TLS first)")
         require(self.log_level.upper() in {"DEBUG", "INFO", "WARNING", "ERROR"},
                 f"TALKER_LOG_LEVEL={self.log_level!r}: one of DEBUG, INFO, WARNING, ERROR")

@@ -59,6 +59,14 @@ class Stage(abc.ABC):
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release what load() took; called after the server has drained."""
 
+    def saturation_limit(self, config: ServerConfig) -> int:
+        """In-flight calls of its own RPCs at which the stage reports not ready (see LoadInterceptor)."""
+        return config.max_concurrent_rpcs
+
+    def interceptors(self) -> list[grpc.aio.ServerInterceptor]:
+        """Extra interceptors for the stage's own calls (e.g. client authentication), innermost last."""
+        return []
+
 
 class ReadinessInterceptor(grpc.aio.ServerInterceptor):
     """Refuses the stage's own RPCs with UNAVAILABLE until its model is loaded."""
@@ -112,6 +120,71 @@ class DelayInterceptor(grpc.aio.ServerInterceptor):
         return rewrap(handler, wrapper)
 
 
+class LoadInterceptor(grpc.aio.ServerInterceptor):
+    """Counts the stage's own in-flight calls; at the limit its services' health turns NOT_SERVING.
+
+    Readiness probes check the stage's service name (``talker.v1.Tts``...), so a saturated
+    replica leaves the load balancer's rotation until a call finishes; liveness checks the
+    overall status (``""``), which stays SERVING. Calls beyond ``max_concurrent_rpcs`` are
+    refused with RESOURCE_EXHAUSTED by gRPC itself, never queued.
+    """
+
+    def __init__(self, limit: int, on_change):
+        self.limit = limit
+        self.in_flight = 0
+        self.on_change = on_change  # async (saturated: bool) -> None
+        self._published = False
+        self._tasks: set[asyncio.Task] = set()
+
+    @property
+    def saturated(self) -> bool:
+        return self.in_flight >= self.limit
+
+    def _publish(self) -> None:
+        # Health updates run as their own tasks, in order: a call cancelled by its client
+        # (its finally block runs while cancelled) must not lose the update.
+        if self.saturated != self._published:
+            self._published = self.saturated
+            task = asyncio.ensure_future(self.on_change(self._published))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _enter(self) -> None:
+        self.in_flight += 1
+        self._publish()
+
+    async def _leave(self) -> None:
+        self.in_flight -= 1
+        self._publish()
+
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        if handler is None or handler_call_details.method.startswith(ReadinessInterceptor._ALWAYS):
+            return handler
+        enter, leave = self._enter, self._leave
+
+        if handler.response_streaming:
+            def wrapper(inner):
+                async def call(request, context):
+                    await enter()
+                    try:
+                        async for item in inner(request, context):
+                            yield item
+                    finally:
+                        await leave()
+                return call
+        else:
+            def wrapper(inner):
+                async def call(request, context):
+                    await enter()
+                    try:
+                        return await inner(request, context)
+                    finally:
+                        await leave()
+                return call
+        return rewrap(handler, wrapper)
+
+
 def _refusing_stream(handler, refuse):
     async def call(request, context):
         await refuse(request, context)
@@ -160,6 +233,24 @@ def server_options(config: ServerConfig) -> list[tuple[str, int]]:
     ]
 
 
+def _read(path: str, what: str) -> bytes:
+    try:
+        return open(path, "rb").read()
+    except OSError as exc:
+        raise ConfigError(f"{what}={path}: cannot read it ({exc.strerror})") from None
+
+
+def server_credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
+    """TLS (and mTLS when a client CA is set) from the certificate files, or None for plaintext."""
+    if not config.tls_cert_file:
+        return None
+    key = _read(config.tls_key_file, "TALKER_TLS_KEY_FILE")
+    cert = _read(config.tls_cert_file, "TALKER_TLS_CERT_FILE")
+    client_ca = _read(config.tls_client_ca_file, "TALKER_TLS_CLIENT_CA_FILE") if config.tls_client_ca_file else None
+    return grpc.ssl_server_credentials([(key, cert)], root_certificates=client_ca,
+                                       require_client_auth=client_ca is not None)
+
+
 def setup_logging(level: str, name: str) -> None:
     logging.basicConfig(
         level=level.upper(),
@@ -175,11 +266,27 @@ async def serve(stage: Stage, config: ServerConfig, stop: asyncio.Event | None =
     model_metrics = ModelMetrics(stage.name)
     metrics_server.start(config)
     readiness = ReadinessInterceptor(stage.name)
-    interceptors = [readiness, ErrorInterceptor()]
+    health_servicer = health.aio.HealthServicer()
+    draining = False
+
+    async def saturation(saturated: bool) -> None:
+        if not readiness.ready or draining:
+            return
+        status = health_pb2.HealthCheckResponse.NOT_SERVING if saturated else health_pb2.HealthCheckResponse.SERVING
+        for name in stage.service_names:
+            await health_servicer.set(name, status)
+        if saturated:
+            log.warning("%s: saturated (%d calls in flight): not ready", stage.name, in_flight.limit)
+        else:
+            log.info("%s: below its limit again: ready", stage.name)
+
+    in_flight = LoadInterceptor(stage.saturation_limit(config), saturation)
+    interceptors = [readiness, in_flight, ErrorInterceptor()]
     if config.metrics_enabled:
         interceptors.insert(0, MetricsInterceptor(GrpcServerMetrics()))
     if provider is not None:
         interceptors.insert(0, tracing.server_interceptor())  # outermost: spans cover the rest
+    interceptors += stage.interceptors()
     if config.fault_delay_seconds:
         log.warning("%s: fault injection on: every call waits %.2f s", stage.name, config.fault_delay_seconds)
         interceptors.append(DelayInterceptor(config.fault_delay_seconds))
@@ -188,7 +295,6 @@ async def serve(stage: Stage, config: ServerConfig, stop: asyncio.Event | None =
         options=server_options(config),
         maximum_concurrent_rpcs=config.max_concurrent_rpcs,
     )
-    health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     stage.add_to_server(server)
     names = (*stage.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME)
@@ -197,11 +303,24 @@ async def serve(stage: Stage, config: ServerConfig, stop: asyncio.Event | None =
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
 
     address = f"{config.host}:{config.grpc_port}"
-    if server.add_insecure_port(address) == 0:
+    credentials = server_credentials(config)
+    bound = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
+    if bound == 0:
         raise RuntimeError(f"cannot bind gRPC port {address}")
     await server.start()
-    log.info("%s: gRPC on %s, metrics on http://%s:%d/metrics, loading the model",
-             stage.name, address, config.metrics_host, config.metrics_port)
+    health_server = None
+    if config.health_port:
+        # Health only, plaintext, outside the main server's concurrency limit: for probes.
+        health_server = grpc.aio.server(options=server_options(config))
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, health_server)
+        if health_server.add_insecure_port(f"{config.host}:{config.health_port}") == 0:
+            raise RuntimeError(f"cannot bind the health port {config.host}:{config.health_port}")
+        await health_server.start()
+        log.info("%s: plaintext health-only port %d", stage.name, config.health_port)
+    security = ("plaintext" if credentials is None else
+                "mutual TLS" if config.tls_client_ca_file else "TLS")
+    log.info("%s: gRPC (%s) on %s, metrics on http://%s:%d/metrics, loading the model",
+             stage.name, security, address, config.metrics_host, config.metrics_port)
 
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -224,6 +343,8 @@ async def serve(stage: Stage, config: ServerConfig, stop: asyncio.Event | None =
         readiness.ready = True
         for name in ("", *stage.service_names):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        if in_flight.saturated:
+            await saturation(True)
         log.info("%s: SERVING (%s %s on %s, loaded in %.2f s)",
                  stage.name, model.backend, model.model, model.device, seconds)
         await waiter
@@ -232,8 +353,11 @@ async def serve(stage: Stage, config: ServerConfig, stop: asyncio.Event | None =
 
     log.info("%s: draining for up to %.1f s", stage.name, config.grace_seconds)
     model_metrics.ready.labels(stage.name).set(0)
+    draining = True
     await health_servicer.enter_graceful_shutdown()
     await server.stop(config.grace_seconds)
+    if health_server is not None:
+        await health_server.stop(0)
     await stage.close()
     if provider is not None:
         provider.shutdown()  # flushes spans still queued for export

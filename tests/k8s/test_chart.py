@@ -132,7 +132,11 @@ def test_ports_modules_and_environment_follow_the_design(scenario):
         comp = component(dep)
         c = container(dep)
         grpc_port, metrics_port = PORTS[comp]
-        assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"grpc": grpc_port, "metrics": metrics_port}
+        env = env_of(dep)
+        expected = {"grpc": grpc_port, "metrics": metrics_port}
+        if "TALKER_TLS_CERT_FILE" in env:  # gRPC TLS: a plaintext health-only port for the probes
+            expected["health"] = int(env["TALKER_HEALTH_PORT"])
+        assert {p["name"]: p["containerPort"] for p in c["ports"]} == expected
         assert c["command"] == ["python", "-m", MODULES[comp]]
         env = env_of(dep)
         assert env["TALKER_GRPC_PORT"] == str(grpc_port) and env["TALKER_METRICS_PORT"] == str(metrics_port)
@@ -193,10 +197,16 @@ def test_probes_are_native_grpc_on_the_grpc_port_with_room_for_model_load(scenar
     name, objects = scenario
     for dep in by_kind(objects, "Deployment").values():
         c = container(dep)
-        port = next(p["containerPort"] for p in c["ports"] if p["name"] == "grpc")
+        ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+        # with gRPC TLS the kubelet (no TLS) probes the plaintext health-only port
+        port = ports.get("health", ports["grpc"])
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
             assert set(c[probe]) & {"grpc", "httpGet", "exec", "tcpSocket"} == {"grpc"}, probe
-            assert c[probe]["grpc"] == {"port": port}, probe  # service "" = the whole server
+            want = {"port": port}  # service "" = the whole server
+            if probe == "readinessProbe" and "health" in ports:
+                # the stage's own service: NOT_SERVING while saturated
+                want["service"] = f"talker.v1.{component(dep).title()}"
+            assert c[probe]["grpc"] == want, probe
         start = c["startupProbe"]
         budget = start["periodSeconds"] * start["failureThreshold"]
         if component(dep) == "gateway":
