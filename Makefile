@@ -42,10 +42,10 @@ $(VENV)/llm/.installed: services/llm/requirements.txt services/llm/requirements-
 	$(VENV)/llm/bin/pip install $(PIP_FLAGS) --no-deps -r services/llm/requirements-nodeps.txt
 	touch $@
 
-$(VENV)/animator/.installed: services/animator/requirements.txt
+$(VENV)/animator/.installed: services/animator/requirements.txt requirements-test.txt
 	rm -rf $(VENV)/animator && $(PY) -m venv $(VENV)/animator
 	$(VENV)/animator/bin/pip install $(PIP_FLAGS) -r $<
-	$(VENV)/animator/bin/pip install $(PIP_FLAGS) -r requirements-dev.txt  # its unit tests run here
+	$(VENV)/animator/bin/pip install $(PIP_FLAGS) -r requirements-test.txt  # its unit tests run here
 	touch $@
 
 $(VENV)/gateway/.installed: gateway/requirements.txt pyproject.toml
@@ -55,7 +55,7 @@ $(VENV)/gateway/.installed: gateway/requirements.txt pyproject.toml
 	touch $@
 
 # Tests and lint run here: the gateway's dependencies plus the test tools.
-$(VENV)/dev/.installed: gateway/requirements.txt requirements-dev.txt proto/requirements.txt
+$(VENV)/dev/.installed: gateway/requirements.txt requirements-dev.txt requirements-test.txt proto/requirements.txt
 	rm -rf $(VENV)/dev $(VENV)/proto && $(PY) -m venv $(VENV)/dev && $(PY) -m venv $(VENV)/proto
 	$(VENV)/dev/bin/pip install $(PIP_FLAGS) -r gateway/requirements.txt -r requirements-dev.txt
 	$(VENV)/proto/bin/pip install $(PIP_FLAGS) -r proto/requirements.txt

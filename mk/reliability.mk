@@ -9,7 +9,7 @@ BENCH_EXTRA += bench-soak
 #         (pip-audit otherwise passes while having checked nothing);
 # warn:   report, never fail; off: skip (e.g. with no route to the vulnerability service).
 PIP_AUDIT ?= strict
-AUDIT_LOCKS := gateway/requirements.txt requirements-dev.txt $(wildcard services/*/requirements*.txt)
+AUDIT_LOCKS := gateway/requirements.txt requirements-dev.txt requirements-test.txt $(wildcard services/*/requirements*.txt)
 SOAK_MINUTES ?= 10
 SOAK_SESSIONS ?= 4
 
