@@ -77,8 +77,11 @@ def load(stub, sessions: int, turns_each: int) -> tuple[float, list[float], int]
     return wall, [t for r in results for t in r[0]], sum(r[1] for r in results)
 
 
-def start(offset: int, metrics: bool) -> Stack:
-    env = {} if metrics else {"TALKER_METRICS_ENABLED": "false"}
+def start(offset: int, metrics: bool, greedy: bool = False) -> Stack:
+    # Instrumentation off = no gRPC metrics interceptors and no tracing SDK in any service.
+    env = {} if metrics else {"TALKER_METRICS_ENABLED": "false", "OTEL_SDK_DISABLED": "true"}
+    if greedy:  # the same replies in every run, so the runs differ only in what is measured
+        env["TALKER_LLM_TEMPERATURE"] = "0"
     stack = Stack(run_dir=OUT / f"stack-{offset}", port_offset=offset, env=env)
     stack.stop()
     stack.start()
@@ -137,7 +140,7 @@ def main() -> int:
     # Instrumentation: alternate on/off stacks under the same 2-session load.
     ratios = {True: [], False: []}
     for metrics in (True, False, True, False):
-        s2 = start(args.offset + 50, metrics=metrics)
+        s2 = start(args.offset + 50, metrics=metrics, greedy=True)
         try:
             stub2 = gateway_pb2_grpc.GatewayStub(grpc.insecure_channel(s2.services["gateway"].target))
             one_turn(stub2, text="Hello!")
@@ -187,9 +190,10 @@ Concurrent sessions ({args.load_turns} text turns each, three-sentence answers):
 
 {table(["sessions", "turns", "turns/min", "turn p50 s", "turn p95 s", "failed"], conc_rows)}
 
-Instrumentation: two sessions × {args.load_turns} turns on a fresh stack with the gRPC metrics interceptors on,
-then off, twice each: {on * 60:.2f} vs {off * 60:.2f} turns/min, **ratio on/off = {on / off:.3f}**
-(tracing is not part of the services yet, so this is the metrics cost alone).
+Instrumentation: two sessions × {args.load_turns} turns (greedy decoding, so every run says the same) on a fresh
+stack with metrics and tracing on (gRPC metrics interceptors, stage metrics, OpenTelemetry spans with no
+exporter), then off (no interceptors, `OTEL_SDK_DISABLED=true`), alternated twice:
+{on * 60:.2f} vs {off * 60:.2f} turns/min, **ratio on/off = {on / off:.3f}**.
 
 Targets: first frame ≤ 40% of the full turn ({'met' if p50(share) <= 0.4 else 'MISSED'}: {p50(share):.0%} at p50),
 first frame p50 ≤ 1.5 s ({'met' if p50(ttff) <= 1.5 else 'MISSED'}: {p50(ttff):.2f} s), gateway overhead ≤ 50 ms

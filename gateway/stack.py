@@ -90,6 +90,9 @@ class Stack:
             # CTranslate2 and llama.cpp spin-wait by default; on a small machine that starves the others.
             "OMP_WAIT_POLICY": "PASSIVE",
         })
+        if name == "asr":
+            # Whisper decodes while the rest of its turn waits for the transcript, so it may use both cores.
+            env["TALKER_THREADS"] = os.environ.get("TALKER_ASR_THREADS", "2")
         if name == "gateway":
             for stage in STAGES:
                 env[f"TALKER_GATEWAY_{stage.upper()}_TARGET"] = self.services[stage].target
