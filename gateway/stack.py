@@ -96,6 +96,9 @@ class Stack:
         if name == "gateway":
             for stage in STAGES:
                 env[f"TALKER_GATEWAY_{stage.upper()}_TARGET"] = self.services[stage].target
+        # Model threads come and go per request; glibc's default of one malloc arena per core x 8
+        # lets freed buffers pile up in arenas no thread returns to (the images set the same).
+        env.setdefault("MALLOC_ARENA_MAX", "2")
         env.update(self.env)
         env.update(self.per_service.get(name, {}))
         return env

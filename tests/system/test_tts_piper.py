@@ -10,8 +10,10 @@ import grpc
 import numpy as np
 import pytest
 
+from gateway.stack import Stack
 from services.common.audio import rms
 from talker.v1 import asr_pb2, asr_pb2_grpc, tts_pb2, tts_pb2_grpc
+from tests.system.conftest import PORT_OFFSET
 from tests.wer import wer, words
 
 pytestmark = pytest.mark.system
@@ -187,3 +189,36 @@ def test_tts_metrics_are_exported(stack, tts):
                  "talker_tts_audio_seconds_total"):
         assert metric(text, name, **labels) > 0, name
     assert 'talker_model_info{backend="piper",device="cpu",model="en_US-joe-medium",stage="tts"} 1.0' in text
+
+
+@pytest.mark.parametrize("shrink", [True, False], ids=["shrink", "control-without"])
+def test_a_long_piece_leaves_no_resident_buffers(tmp_path, shrink):
+    """onnxruntime's CPU arena keeps the buffers of the longest piece it ever synthesized; the
+    service hands them back after each run (TALKER_TTS_ARENA_SHRINK), so resident memory follows
+    the current request, not the history of requests. The control without it shows the test
+    measures that (about +270 MiB stay)."""
+    s = Stack(run_dir=tmp_path, port_offset=PORT_OFFSET + 90, service_env={"tts": {
+        "TALKER_TTS_PIECE_CHARS": "2000", "TALKER_TTS_FIRST_PIECE_CHARS": "2000",
+        "TALKER_TTS_ARENA_SHRINK": str(shrink).lower()}})
+    s.stop(("tts",))
+    s.start(("tts",))
+    try:
+        s.wait_serving(timeout=120, names=("tts",))
+        tts = tts_pb2_grpc.TtsStub(s.channel("tts"))
+        synthesize(tts, "Hello there, how are you today?")
+        before = _gauge(scrape(s), "process_resident_memory_bytes")
+        audio, rate, times = synthesize(tts, LONG)                      # one piece of 290 characters
+        assert len(times) > 1 and len(audio) / rate > 10
+        after = _gauge(scrape(s), "process_resident_memory_bytes")
+        grown = (after - before) / 2**20
+        print(f"resident memory {before / 2**20:.0f} -> {after / 2**20:.0f} MiB after one long piece")
+        if shrink:
+            assert grown < 120, f"+{grown:.0f} MiB stayed resident after one long piece"
+        else:
+            assert grown > 150, f"the control kept only +{grown:.0f} MiB: the test no longer measures the arena"
+    finally:
+        s.stop(("tts",))
+
+
+def _gauge(text: str, name: str) -> float:
+    return next(float(line.split()[1]) for line in text.splitlines() if line.startswith(name + " "))

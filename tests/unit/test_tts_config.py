@@ -7,8 +7,9 @@ from services.tts.config import TtsConfig
 
 def test_defaults_are_the_embedded_piper_voice():
     cfg = from_env(TtsConfig, "TALKER_TTS_", env={})
-    assert (cfg.backend, cfg.voice, cfg.speaking_rate, cfg.piece_chars, cfg.first_piece_chars) == \
-        ("piper", "", 1.0, 120, 60)
+    assert (cfg.backend, cfg.voice, cfg.speaking_rate, cfg.piece_chars, cfg.first_piece_chars, cfg.arena_shrink) == \
+        ("piper", "", 1.0, 120, 60, True)
+    assert from_env(TtsConfig, "TALKER_TTS_", env={"TALKER_TTS_ARENA_SHRINK": "off"}).arena_shrink is False
 
 
 def test_coqui_settings():
