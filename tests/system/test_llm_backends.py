@@ -9,93 +9,41 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import re
-import socket
-import subprocess
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from talker.v1 import llm_pb2, llm_pb2_grpc
+from tests.service_process import VENV, ServiceProcess
 
 pytestmark = pytest.mark.system
 
-ROOT = Path(__file__).resolve().parents[2]
-VENV = Path(os.environ.get("TALKER_VENV_DIR", ROOT / ".venv"))
 BACKENDS = [b for b in os.environ.get("TALKER_TEST_LLM_BACKENDS", "llamacpp").split(",") if b]
 CONTEXT = 1024
 U, A = llm_pb2.ROLE_USER, llm_pb2.ROLE_ASSISTANT
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class LlmProcess:
+class LlmProcess(ServiceProcess):
     def __init__(self, backend: str, log: Path):
         self.backend = backend
-        self.venv = VENV / ("llm" if backend == "llamacpp" else "llm-vllm")
-        self.grpc_port, self.metrics_port = free_port(), free_port()
-        self.log = log
-        env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", OMP_WAIT_POLICY="PASSIVE",
-                   TALKER_GRPC_PORT=str(self.grpc_port), TALKER_METRICS_PORT=str(self.metrics_port),
-                   TALKER_LLM_BACKEND=backend, TALKER_LLM_CONTEXT_LENGTH=str(CONTEXT),
-                   TALKER_LLM_MAX_TOKENS="48", TALKER_GRACE_SECONDS="2")
+        env = dict(TALKER_LLM_BACKEND=backend, TALKER_LLM_CONTEXT_LENGTH=str(CONTEXT), TALKER_LLM_MAX_TOKENS="48")
         if backend == "vllm":
-            env.setdefault("TALKER_THREADS", "2")
-        with open(log, "wb") as out:
-            self.proc = subprocess.Popen([str(self.venv / "bin" / "python"), "-m", "services.llm"], cwd=ROOT,
-                                         env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{self.grpc_port}")
+            env["TALKER_THREADS"] = os.environ.get("TALKER_THREADS", "2")
+        super().__init__(f"llm ({backend})", venv_name(backend), "services.llm", log, env)
         self.stub = llm_pb2_grpc.LlmStub(self.channel)
 
-    def wait_serving(self, timeout: float) -> None:
-        health = health_pb2_grpc.HealthStub(self.channel)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"llm ({self.backend}) exited:\n{self.log.read_text()[-4000:]}")
-            try:
-                if health.Check(health_pb2.HealthCheckRequest(), timeout=1).status == \
-                        health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                pass
-            time.sleep(0.2)
-        pytest.fail(f"llm ({self.backend}) not SERVING after {timeout} s:\n{self.log.read_text()[-4000:]}")
 
-    def metrics(self) -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10) as r:
-            return r.read().decode()
-
-    def value(self, name: str, **labels) -> float:
-        total = 0.0
-        for line in self.metrics().splitlines():
-            if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
-                total += float(line.rsplit(" ", 1)[1])
-        return total
-
-    def stop(self) -> None:
-        self.channel.close()
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+def venv_name(backend: str) -> str:
+    return "llm" if backend == "llamacpp" else "llm-vllm"
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def llm(request, tmp_path_factory):
     backend = request.param
-    if not (VENV / ("llm" if backend == "llamacpp" else "llm-vllm") / ".installed").exists():
+    if not (VENV / venv_name(backend) / ".installed").exists():
         pytest.skip(f"the {backend} environment is not installed (make setup)")
     p = LlmProcess(backend, tmp_path_factory.mktemp(f"llm-{backend}") / "llm.log")
     try:

@@ -12,6 +12,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from gateway.stack import SERVICES
 from talker.v1 import gateway_pb2
+from tests.service_process import metric_sum
 
 pytestmark = pytest.mark.system
 
@@ -24,14 +25,6 @@ EXPECTED_SERVICES = {
 def scrape(url: str) -> str:
     with urllib.request.urlopen(url, timeout=10) as resp:
         return resp.read().decode()
-
-
-def handled(text: str, service: str) -> float:
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith("grpc_server_handled_total{") and f'grpc_service="{service}"' in line:
-            total += float(line.rsplit(" ", 1)[1])
-    return total
 
 
 def test_health_went_from_not_serving_to_serving(stack):
@@ -67,5 +60,6 @@ def test_grpc_metrics_move_after_a_turn(stack, gateway):
     after = {n: scrape(stack.services[n].metrics_url) for n in SERVICES}
     for name in ("gateway", "llm", "tts", "animator"):
         service = EXPECTED_SERVICES[name]
-        assert handled(after[name], service) > handled(before[name], service), name
+        assert metric_sum(after[name], "grpc_server_handled_total", grpc_service=service) > \
+            metric_sum(before[name], "grpc_server_handled_total", grpc_service=service), name
     assert 'talker_model_ready{stage="llm"} 1.0' in after["llm"]

@@ -14,18 +14,16 @@ Runs in `make test-tts-coqui` (part of `make test`), which sets TALKER_TEST_TTS_
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import grpc
 import numpy as np
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from talker.v1 import tts_pb2, tts_pb2_grpc
+from tests.service_process import ROOT, VENV, ServiceProcess
 
 pytestmark = pytest.mark.system
 
@@ -33,18 +31,11 @@ if os.environ.get("TALKER_TEST_TTS_COQUI") != "1":
     pytest.skip("the Coqui backend's tests run in `make test-tts-coqui` (TALKER_TEST_TTS_COQUI=1)",
                 allow_module_level=True)
 
-ROOT = Path(__file__).resolve().parents[2]
-PYTHON = Path(os.environ.get("TALKER_VENV_DIR", ROOT / ".venv")) / "tts-coqui" / "bin" / "python"
+PYTHON = VENV / "tts-coqui" / "bin" / "python"
 RATE = 16000
 LONG = ("When the morning fog finally lifted over the harbour, the fishermen, who had waited since dawn, "
         "pushed their boats into the water, and for the first time in weeks the whole village seemed to "
         "breathe again; children ran along the pier, shouting the names of the boats as they passed by.")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -59,56 +50,12 @@ def model_dir(tmp_path_factory):
     return out
 
 
-class Service:
+class Service(ServiceProcess):
     def __init__(self, model_dir: Path, log: Path, **extra: str):
-        self.grpc_port, self.metrics_port = free_port(), free_port()
-        self.log = log
-        env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", OMP_WAIT_POLICY="PASSIVE",
-                   TALKER_GRPC_PORT=str(self.grpc_port), TALKER_METRICS_PORT=str(self.metrics_port),
-                   TALKER_TTS_BACKEND="coqui", TALKER_TTS_MODEL_PATH=str(model_dir / "model.pth"),
-                   TALKER_TTS_CONFIG_PATH=str(model_dir / "config.json"), TALKER_TTS_DEVICE="cpu",
-                   TALKER_GRACE_SECONDS="2")
-        env.update(extra)
-        with open(log, "wb") as out:
-            self.proc = subprocess.Popen([str(PYTHON), "-m", "services.tts"], cwd=ROOT, env=env, stdout=out,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{self.grpc_port}")
+        env = dict(TALKER_TTS_BACKEND="coqui", TALKER_TTS_MODEL_PATH=str(model_dir / "model.pth"),
+                   TALKER_TTS_CONFIG_PATH=str(model_dir / "config.json"), TALKER_TTS_DEVICE="cpu")
+        super().__init__("tts (coqui)", "tts-coqui", "services.tts", log, {**env, **extra})
         self.stub = tts_pb2_grpc.TtsStub(self.channel)
-
-    def wait_serving(self, timeout: float) -> None:
-        health = health_pb2_grpc.HealthStub(self.channel)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"tts (coqui) exited:\n{self.log.read_text()[-4000:]}")
-            try:
-                if health.Check(health_pb2.HealthCheckRequest(), timeout=1).status == \
-                        health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                pass
-            time.sleep(0.2)
-        pytest.fail(f"tts (coqui) not SERVING after {timeout} s:\n{self.log.read_text()[-4000:]}")
-
-    def metrics(self) -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10) as r:
-            return r.read().decode()
-
-    def value(self, name: str, **labels) -> float:
-        total = 0.0
-        for line in self.metrics().splitlines():
-            if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
-                total += float(line.rsplit(" ", 1)[1])
-        return total
-
-    def stop(self) -> None:
-        self.channel.close()
-        self.proc.terminate()
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 @pytest.fixture(scope="module")

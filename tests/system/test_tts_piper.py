@@ -13,6 +13,7 @@ import pytest
 from gateway.stack import Stack
 from services.common.audio import rms
 from talker.v1 import asr_pb2, asr_pb2_grpc, tts_pb2, tts_pb2_grpc
+from tests.service_process import metric_sum
 from tests.system.conftest import PORT_OFFSET
 from tests.wer import wer, words
 
@@ -38,14 +39,6 @@ def tts(channel_to):
 def scrape(stack) -> str:
     with urllib.request.urlopen(stack.services["tts"].metrics_url, timeout=10) as resp:
         return resp.read().decode()
-
-
-def metric(text: str, name: str, **labels) -> float:
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
 
 
 def synthesize(tts, text: str, **kw):
@@ -141,19 +134,19 @@ def test_cancel_mid_stream_stops_the_synthesis(tts, stack):
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         after = scrape(stack)
-        if metric(after, "talker_tts_requests_total", status="cancelled") > \
-                metric(before, "talker_tts_requests_total", status="cancelled"):
+        if metric_sum(after, "talker_tts_requests_total", status="cancelled") > \
+                metric_sum(before, "talker_tts_requests_total", status="cancelled"):
             break
         time.sleep(0.1)
     else:
         pytest.fail("the service did not report the cancellation")
     time.sleep(1.0)  # had it not stopped, it would go on producing audio now
     after = scrape(stack)
-    sent = metric(after, "talker_tts_audio_seconds_total") - metric(before, "talker_tts_audio_seconds_total")
+    sent = metric_sum(after, "talker_tts_audio_seconds_total") - metric_sum(before, "talker_tts_audio_seconds_total")
     # The whole text is ~25 x 4 s = 100 s of audio; a stopped synthesis sent a few seconds at most.
     assert sent < 20, sent
-    assert metric(after, "talker_tts_requests_total", status="ok") == \
-        metric(before, "talker_tts_requests_total", status="ok")
+    assert metric_sum(after, "talker_tts_requests_total", status="ok") == \
+        metric_sum(before, "talker_tts_requests_total", status="ok")
     log = stack.services["tts"].log_file.read_text(errors="replace")
     assert re.search(r"Synthesize cancelled after .* synthesis stopped", log)
     # and the service serves the next request
@@ -176,8 +169,8 @@ def test_bad_input_gets_the_right_status_and_the_next_request_succeeds(tts, stac
     audio, _, _ = synthesize(tts, "Next request.")
     assert audio.size > 0
     after = scrape(stack)
-    assert metric(after, "talker_tts_requests_total", status="invalid") == \
-        metric(before, "talker_tts_requests_total", status="invalid") + 1
+    assert metric_sum(after, "talker_tts_requests_total", status="invalid") == \
+        metric_sum(before, "talker_tts_requests_total", status="invalid") + 1
 
 
 def test_tts_metrics_are_exported(stack, tts):
@@ -187,7 +180,7 @@ def test_tts_metrics_are_exported(stack, tts):
     for name in ("talker_tts_time_to_first_audio_seconds_count", "talker_tts_duration_seconds_count",
                  "talker_tts_real_time_factor_count", "talker_tts_characters_total",
                  "talker_tts_audio_seconds_total"):
-        assert metric(text, name, **labels) > 0, name
+        assert metric_sum(text, name, **labels) > 0, name
     assert 'talker_model_info{backend="piper",device="cpu",model="en_US-joe-medium",stage="tts"} 1.0' in text
 
 
