@@ -1,11 +1,13 @@
-"""Helpers shared by the benchmark scripts: the machine, percentiles, markdown tables."""
+"""Helpers shared by the benchmark scripts: the machine, percentiles, markdown tables, service processes."""
 
 from __future__ import annotations
 
 import os
 import platform
+import socket
 import statistics
 import subprocess
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,7 +25,17 @@ def machine() -> str:
         pass
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, {platform.system()} {platform.release()}, " \
-           f"Python {platform.python_version()}, no GPU"
+           f"Python {platform.python_version()}, {gpus()}"
+
+
+def gpus() -> str:
+    try:
+        names = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
+                               text=True, timeout=20, check=True).stdout.split("\n")
+    except (OSError, subprocess.SubprocessError):
+        return "no GPU"
+    names = [n.strip() for n in names if n.strip()]
+    return ", ".join(names) if names else "no GPU"
 
 
 def commit() -> str:
@@ -60,3 +72,51 @@ def write_section(name: str, text: str) -> Path:
     path = OUT / f"{name}.md"
     path.write_text(text.rstrip() + "\n")
     return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_service(label: str, python: Path, module: str, env: dict[str, str], log: Path,
+                  timeout: float = 300) -> tuple[subprocess.Popen, str, float]:
+    """Start ``python -m module`` on free ports; (process, gRPC target, seconds until SERVING)."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    port, metrics = free_port(), free_port()
+    full = dict(os.environ, PYTHONPATH=str(ROOT), OMP_WAIT_POLICY="PASSIVE", MALLOC_ARENA_MAX="2",
+                TALKER_GRPC_PORT=str(port), TALKER_METRICS_PORT=str(metrics), **env)
+    t0 = time.perf_counter()
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([str(python), "-m", module], cwd=ROOT, env=full, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    target = f"127.0.0.1:{port}"
+    with grpc.insecure_channel(target) as ch:
+        health = health_pb2_grpc.HealthStub(ch)
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{label} exited:\n{log.read_text()[-3000:]}")
+            try:
+                if health.Check(health_pb2.HealthCheckRequest(), timeout=1).status == \
+                        health_pb2.HealthCheckResponse.SERVING:
+                    break
+            except grpc.RpcError:
+                pass
+            if time.monotonic() > deadline:
+                stop_service(proc)
+                raise RuntimeError(f"{label} not SERVING after {timeout:.0f} s")
+            time.sleep(0.1)
+    return proc, target, time.perf_counter() - t0
+
+
+def stop_service(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -14,9 +14,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import os
-import platform
 import shlex
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,8 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import grpc  # noqa: E402
-from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
 
+from bench.common import machine, pct, start_service, stop_service  # noqa: E402
 from talker.v1 import llm_pb2, llm_pb2_grpc  # noqa: E402
 
 VENVS = {"llamacpp": "llm", "vllm": "llm-vllm"}
@@ -39,37 +37,9 @@ QUESTIONS = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start(backend: str, venv_dir: Path, threads: int, log: Path) -> tuple[subprocess.Popen, str, float]:
-    port, metrics = free_port(), free_port()
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_WAIT_POLICY="PASSIVE", TALKER_LLM_BACKEND=backend,
-               TALKER_GRPC_PORT=str(port), TALKER_METRICS_PORT=str(metrics), TALKER_THREADS=str(threads))
-    t0 = time.perf_counter()
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([str(venv_dir / VENVS[backend] / "bin" / "python"), "-m", "services.llm"],
-                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    target = f"127.0.0.1:{port}"
-    with grpc.insecure_channel(target) as ch:
-        health = health_pb2_grpc.HealthStub(ch)
-        deadline = time.monotonic() + 300
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{backend} exited:\n{log.read_text()[-3000:]}")
-            try:
-                if health.Check(health_pb2.HealthCheckRequest(), timeout=1).status == 1:
-                    break
-            except grpc.RpcError:
-                pass
-            if time.monotonic() > deadline:
-                proc.terminate()
-                raise RuntimeError(f"{backend} not SERVING after 300 s")
-            time.sleep(0.1)
-    return proc, target, time.perf_counter() - t0
+    return start_service(backend, venv_dir / VENVS[backend] / "bin" / "python", "services.llm",
+                         {"TALKER_LLM_BACKEND": backend, "TALKER_THREADS": str(threads)}, log)
 
 
 def one(stub, question: str, max_tokens: int, seed: int) -> tuple[float, int, float]:
@@ -85,11 +55,6 @@ def one(stub, question: str, max_tokens: int, seed: int) -> tuple[float, int, fl
         if r.usage.completion_tokens:
             tokens = r.usage.completion_tokens
     return ttft or float("nan"), tokens, time.perf_counter() - t0
-
-
-def p95(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
 def measure(target: str, sessions: int, rounds: int, max_tokens: int) -> dict:
@@ -110,27 +75,7 @@ def measure(target: str, sessions: int, rounds: int, max_tokens: int) -> dict:
                     session_rates.append(tokens / duration if duration else 0.0)
     return {"requests": len(ttfts), "tokens": total_tokens, "tok_s": total_tokens / wall,
             "session_tok_s": statistics.median(session_rates), "ttft_med": statistics.median(ttfts),
-            "ttft_p95": p95(ttfts)}
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = ""
-    try:
-        kb = int(next(x for x in Path("/proc/meminfo").read_text().splitlines()
-                      if x.startswith("MemTotal")).split()[1])
-        mem = f", {kb / 2**20:.0f} GiB RAM"
-    except (OSError, StopIteration, ValueError):
-        pass
-    return f"{cpu}, {os.cpu_count()} cores{mem}, {platform.system()} {platform.release()}, Python " \
-           f"{platform.python_version()}"
+            "ttft_p95": pct(ttfts, 95)}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -159,11 +104,7 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"{backend} x{n}: {r['tok_s']:.1f} tok/s, TTFT median {r['ttft_med'] * 1000:.0f} ms",
                       file=sys.stderr)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_service(proc)
     lines = [
         "## LLM: tokens/s and time to first token",
         "",

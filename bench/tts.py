@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,9 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import grpc  # noqa: E402
-from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
 
-from bench.common import machine  # noqa: E402
+from bench.common import machine, start_service, stop_service  # noqa: E402
 from talker.v1 import tts_pb2, tts_pb2_grpc  # noqa: E402
 
 VENVS = {"piper": "tts", "coqui": "tts-coqui"}
@@ -47,12 +45,6 @@ SENTENCES = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def build_tiny_coqui(venv_dir: Path, out: Path) -> Path:
     subprocess.run([str(venv_dir / VENVS["coqui"] / "bin" / "python"), str(ROOT / "tests/data/tts/make_tiny_coqui.py"),
                     str(out)], check=True, capture_output=True, timeout=600)
@@ -61,32 +53,8 @@ def build_tiny_coqui(venv_dir: Path, out: Path) -> Path:
 
 def start(backend: str, venv_dir: Path, env_extra: dict[str, str], threads: int,
           log: Path) -> tuple[subprocess.Popen, str, float]:
-    port, metrics = free_port(), free_port()
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_WAIT_POLICY="PASSIVE", TALKER_TTS_BACKEND=backend,
-               TALKER_GRPC_PORT=str(port), TALKER_METRICS_PORT=str(metrics), TALKER_THREADS=str(threads),
-               **env_extra)
-    t0 = time.perf_counter()
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([str(venv_dir / VENVS[backend] / "bin" / "python"), "-m", "services.tts"],
-                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    target = f"127.0.0.1:{port}"
-    with grpc.insecure_channel(target) as ch:
-        health = health_pb2_grpc.HealthStub(ch)
-        deadline = time.monotonic() + 300
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{backend} exited:\n{log.read_text()[-3000:]}")
-            try:
-                if health.Check(health_pb2.HealthCheckRequest(), timeout=1).status == \
-                        health_pb2.HealthCheckResponse.SERVING:
-                    break
-            except grpc.RpcError:
-                pass
-            if time.monotonic() > deadline:
-                proc.terminate()
-                raise RuntimeError(f"{backend} not SERVING after 300 s")
-            time.sleep(0.1)
-    return proc, target, time.perf_counter() - t0
+    return start_service(backend, venv_dir / VENVS[backend] / "bin" / "python", "services.tts",
+                         {"TALKER_TTS_BACKEND": backend, "TALKER_THREADS": str(threads), **env_extra}, log)
 
 
 def one(stub, text: str) -> tuple[float, float, float]:
@@ -150,11 +118,7 @@ def main(argv: list[str] | None = None) -> None:
         try:
             voice, results = measure(target, args.repeat)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_service(proc)
         flat = [r for sentence in results for r in sentence]
         ttfa = [r[0] for r in flat]
         rtf = [r[1] / r[2] for r in flat if r[2] > 0]
