@@ -22,7 +22,7 @@ import logging
 
 import grpc
 
-from services.common.config import ConfigError
+from services.common.config import ConfigError, read_setting_file
 from services.common.handlers import rewrap
 
 log = logging.getLogger("talker.gateway.auth")
@@ -78,11 +78,7 @@ def parse_keys(text: str, source: str = "keys file") -> list[ApiKey]:
 
 
 def load_keys(path: str) -> list[ApiKey]:
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as exc:
-        raise ConfigError(f"TALKER_GATEWAY_API_KEYS_FILE={path}: cannot read it ({exc.strerror})") from None
+    text = read_setting_file("TALKER_GATEWAY_API_KEYS_FILE", path).decode("utf-8")
     return parse_keys(text, f"TALKER_GATEWAY_API_KEYS_FILE={path}")
 
 

@@ -8,7 +8,7 @@ import grpc
 
 from gateway.config import GatewayConfig
 from services.common import tracing
-from services.common.config import ConfigError
+from services.common.config import read_setting_file
 from talker.v1 import animator_pb2_grpc, asr_pb2_grpc, llm_pb2_grpc, tts_pb2_grpc
 
 # Retries: only for calls that are safe to repeat. ListVoices and RegisterAvatar are
@@ -55,23 +55,15 @@ def channel_options(max_message_bytes: int) -> list[tuple[str, object]]:
     ]
 
 
-def _read(path: str, what: str) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError as exc:
-        raise ConfigError(f"{what}={path}: cannot read it ({exc.strerror})") from None
-
-
 def channel_credentials(config: GatewayConfig) -> grpc.ChannelCredentials | None:
     """TLS credentials for the stage channels (with a client certificate for mTLS), or None."""
     if not config.tls_ca_file:
         return None
-    ca = _read(config.tls_ca_file, "TALKER_GATEWAY_TLS_CA_FILE")
+    ca = read_setting_file("TALKER_GATEWAY_TLS_CA_FILE", config.tls_ca_file)
     key = cert = None
     if config.tls_client_cert_file:
-        cert = _read(config.tls_client_cert_file, "TALKER_GATEWAY_TLS_CLIENT_CERT_FILE")
-        key = _read(config.tls_client_key_file, "TALKER_GATEWAY_TLS_CLIENT_KEY_FILE")
+        cert = read_setting_file("TALKER_GATEWAY_TLS_CLIENT_CERT_FILE", config.tls_client_cert_file)
+        key = read_setting_file("TALKER_GATEWAY_TLS_CLIENT_KEY_FILE", config.tls_client_key_file)
     return grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=cert)
 
 

@@ -79,6 +79,15 @@ def from_env(cls: type[T], prefix: str, env: Mapping[str, str] | None = None, **
         raise ConfigError(f"{prefix}*: {exc}") from None
 
 
+def read_setting_file(setting: str, path: str) -> bytes:
+    """The file a setting names (certificates, key lists), or a ConfigError naming the setting."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise ConfigError(f"{setting}={path}: cannot read it ({exc.strerror})") from None
+
+
 def require(condition: bool, message: str) -> None:
     """Validation helper for ``__post_init__``."""
     if not condition:

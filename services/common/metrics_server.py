@@ -12,13 +12,12 @@ import base64
 import hmac
 import ssl
 import threading
-from pathlib import Path
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from prometheus_client import REGISTRY, make_wsgi_app, start_http_server
 from prometheus_client.exposition import ThreadingWSGIServer
 
-from services.common.config import ConfigError, ServerConfig
+from services.common.config import ConfigError, ServerConfig, read_setting_file
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -28,10 +27,7 @@ class _QuietHandler(WSGIRequestHandler):
 
 def read_users(path: str) -> dict[str, str]:
     users = {}
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise ConfigError(f"TALKER_METRICS_BASIC_AUTH_FILE={path!r}: cannot read it ({exc.strerror})") from None
+    lines = read_setting_file("TALKER_METRICS_BASIC_AUTH_FILE", path).decode("utf-8").splitlines()
     for number, line in enumerate(lines, 1):
         if not line.strip() or line.startswith("#"):
             continue

@@ -23,7 +23,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from services.common import metrics_server, tracing
-from services.common.config import ConfigError, ServerConfig, from_env
+from services.common.config import ConfigError, ServerConfig, from_env, read_setting_file
 from services.common.errors import ErrorInterceptor
 from services.common.handlers import rewrap
 from services.common.metrics import VERSION, GrpcServerMetrics, MetricsInterceptor, ModelMetrics, build_info
@@ -233,20 +233,14 @@ def server_options(config: ServerConfig) -> list[tuple[str, int]]:
     ]
 
 
-def _read(path: str, what: str) -> bytes:
-    try:
-        return open(path, "rb").read()
-    except OSError as exc:
-        raise ConfigError(f"{what}={path}: cannot read it ({exc.strerror})") from None
-
-
 def server_credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
     """TLS (and mTLS when a client CA is set) from the certificate files, or None for plaintext."""
     if not config.tls_cert_file:
         return None
-    key = _read(config.tls_key_file, "TALKER_TLS_KEY_FILE")
-    cert = _read(config.tls_cert_file, "TALKER_TLS_CERT_FILE")
-    client_ca = _read(config.tls_client_ca_file, "TALKER_TLS_CLIENT_CA_FILE") if config.tls_client_ca_file else None
+    key = read_setting_file("TALKER_TLS_KEY_FILE", config.tls_key_file)
+    cert = read_setting_file("TALKER_TLS_CERT_FILE", config.tls_cert_file)
+    client_ca = read_setting_file("TALKER_TLS_CLIENT_CA_FILE", config.tls_client_ca_file) \
+        if config.tls_client_ca_file else None
     return grpc.ssl_server_credentials([(key, cert)], root_certificates=client_ca,
                                        require_client_auth=client_ca is not None)
 

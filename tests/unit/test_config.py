@@ -4,7 +4,7 @@ import pytest
 
 from gateway.config import GatewayConfig
 from services.asr.config import AsrConfig
-from services.common.config import ConfigError, ServerConfig, from_env
+from services.common.config import ConfigError, ServerConfig, from_env, read_setting_file
 from services.llm.config import LlmConfig
 from services.tts.config import TtsConfig
 
@@ -69,3 +69,10 @@ def test_service_configs_validate(cls, prefix, env, needle):
     with pytest.raises(ConfigError) as err:
         from_env(cls, prefix, env=env)
     assert needle in str(err.value)
+
+
+def test_a_setting_file_that_cannot_be_read_names_the_setting(tmp_path):
+    (tmp_path / "ca.pem").write_bytes(b"pem")
+    assert read_setting_file("TALKER_TLS_CLIENT_CA_FILE", str(tmp_path / "ca.pem")) == b"pem"
+    with pytest.raises(ConfigError, match=r"TALKER_TLS_CERT_FILE=.*missing\.pem: cannot read it \(No such file"):
+        read_setting_file("TALKER_TLS_CERT_FILE", str(tmp_path / "missing.pem"))
