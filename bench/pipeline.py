@@ -23,12 +23,10 @@ import time
 from pathlib import Path
 
 import grpc
-import numpy as np
 
 from bench.common import OUT, ROOT, p50, pct, table, write_section
 from gateway.stack import Stack
-from services.common.audio import write_wav
-from talker.v1 import gateway_pb2, gateway_pb2_grpc, tts_pb2, tts_pb2_grpc
+from talker.v1 import gateway_pb2, gateway_pb2_grpc
 
 QUESTION = "Could you tell me something interesting about the ocean and the animals living in it?"
 THREE_SENTENCES = gateway_pb2.SessionConfig(
@@ -36,13 +34,6 @@ THREE_SENTENCES = gateway_pb2.SessionConfig(
     max_reply_tokens=96)
 TEXT_QUESTIONS = ["What do you like about autumn?", "How do bees make honey?", "Why is the sky blue?",
                   "What is a good breakfast?", "How do trains work?", "Tell me about the moon."]
-
-
-def spoken_question(stack: Stack) -> bytes:
-    with grpc.insecure_channel(stack.services["tts"].target) as ch:
-        chunks = list(tts_pb2_grpc.TtsStub(ch).Synthesize(tts_pb2.SynthesizeRequest(text=QUESTION), timeout=60))
-    pcm = b"".join(c.audio.pcm for c in chunks)
-    return write_wav(np.frombuffer(pcm, "<i2").astype(np.float32) / 32768, chunks[0].audio.sample_rate)
 
 
 def one_turn(stub, **kw) -> gateway_pb2.TurnSummary:
@@ -135,7 +126,7 @@ def main() -> int:
     stack = start(args.offset, metrics=True)
     try:
         stub = gateway_pb2_grpc.GatewayStub(grpc.insecure_channel(stack.services["gateway"].target))
-        wav = spoken_question(stack)
+        wav = stack.speak(QUESTION)
         one_turn(stub, text="Hello!")  # warm-up
         spoken = []
         for i in range(args.turns):

@@ -18,6 +18,8 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway.client import ClientSecurity
+from services.common.audio import pcm16_to_float, write_wav
+from talker.v1 import tts_pb2, tts_pb2_grpc
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -120,6 +122,12 @@ class Stack:
 
     def channel(self, name: str, options: list | None = None) -> grpc.Channel:
         return self.client.channel(self.services[name].target, options)
+
+    def speak(self, text: str, timeout: float = 60.0) -> bytes:
+        """``text`` spoken by the stack's TTS service, as a WAV file: a question for tests and benchmarks."""
+        with self.channel("tts") as ch:
+            chunks = list(tts_pb2_grpc.TtsStub(ch).Synthesize(tts_pb2.SynthesizeRequest(text=text), timeout=timeout))
+        return write_wav(pcm16_to_float(b"".join(c.audio.pcm for c in chunks)), chunks[0].audio.sample_rate)
 
     def health(self, name: str, timeout: float = 1.0) -> str:
         with self.channel(name) as ch:

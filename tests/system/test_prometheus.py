@@ -11,13 +11,11 @@ import shutil
 import time
 import urllib.request
 
-import numpy as np
 import pytest
 import yaml
 
 from gateway.stack import SERVICES, Stack
-from services.common.audio import write_wav
-from talker.v1 import gateway_pb2, tts_pb2, tts_pb2_grpc
+from talker.v1 import gateway_pb2
 from tests.prometheus_stack import HELM, PrometheusStack, Webhook, render_chart, scrape_configs, wait
 from tests.system.conftest import PORT_OFFSET
 
@@ -66,11 +64,8 @@ def prom(stack, extra_asr, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def spoken(channel_to):
-    tts = tts_pb2_grpc.TtsStub(channel_to("tts"))
-    chunks = list(tts.Synthesize(tts_pb2.SynthesizeRequest(text="What is your favourite colour?"), timeout=60))
-    pcm = b"".join(c.audio.pcm for c in chunks)
-    return write_wav(np.frombuffer(pcm, "<i2").astype(np.float32) / 32768, chunks[0].audio.sample_rate)
+def spoken(stack):
+    return stack.speak("What is your favourite colour?")
 
 
 def test_every_service_is_discovered_through_its_servicemonitor_and_up(prom):

@@ -7,13 +7,11 @@ from __future__ import annotations
 import urllib.request
 
 import grpc
-import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.stack import STAGES, Stack
-from services.common.audio import write_wav
-from talker.v1 import gateway_pb2, gateway_pb2_grpc, tts_pb2, tts_pb2_grpc
+from talker.v1 import gateway_pb2, gateway_pb2_grpc
 from tests.system.conftest import PORT_OFFSET
 
 pytestmark = pytest.mark.system
@@ -71,11 +69,8 @@ def balanced_gateway(stack, two_asr, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def question_wav(channel_to):
-    tts = tts_pb2_grpc.TtsStub(channel_to("tts"))
-    chunks = list(tts.Synthesize(tts_pb2.SynthesizeRequest(text="How far away is the moon?"), timeout=60))
-    pcm = b"".join(c.audio.pcm for c in chunks)
-    return write_wav(np.frombuffer(pcm, "<i2").astype(np.float32) / 32768, chunks[0].audio.sample_rate)
+def question_wav(stack):
+    return stack.speak("How far away is the moon?")
 
 
 def test_spoken_turns_are_spread_over_both_asr_replicas(balanced_gateway, two_asr, question_wav):

@@ -5,22 +5,17 @@ from __future__ import annotations
 import secrets
 import time
 
-import numpy as np
 import pytest
 
-from services.common.audio import write_wav
-from talker.v1 import gateway_pb2, tts_pb2, tts_pb2_grpc
+from talker.v1 import gateway_pb2
 
 pytestmark = pytest.mark.system
 
 SERVICES = {"talker-gateway", "talker-asr", "talker-llm", "talker-tts", "talker-animator"}
 
 
-def test_a_spoken_turn_is_one_trace_across_all_five_services(gateway, channel_to, otlp):
-    tts = tts_pb2_grpc.TtsStub(channel_to("tts"))
-    chunks = list(tts.Synthesize(tts_pb2.SynthesizeRequest(text="How are you today?"), timeout=60))
-    pcm = b"".join(c.audio.pcm for c in chunks)
-    wav = write_wav(np.frombuffer(pcm, "<i2").astype(np.float32) / 32768, chunks[0].audio.sample_rate)
+def test_a_spoken_turn_is_one_trace_across_all_five_services(gateway, stack, otlp):
+    wav = stack.speak("How are you today?")
 
     trace_id = secrets.token_hex(16)
     metadata = [("traceparent", f"00-{trace_id}-{secrets.token_hex(8)}-01")]

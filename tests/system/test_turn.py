@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from gateway.cli import collect_turn, save_mp4
-from services.common.audio import rms, write_wav
+from services.common.audio import rms
 from services.common.media import probe
-from talker.v1 import common_pb2, gateway_pb2, tts_pb2, tts_pb2_grpc
+from talker.v1 import common_pb2, gateway_pb2
 from tests.wer import wer
 
 pytestmark = pytest.mark.system
@@ -54,12 +54,9 @@ def test_text_turn(gateway, tmp_path):
     assert {st.stage for st in s.stages} == {"llm", "tts", "animator"}
 
 
-def test_spoken_turn(gateway, channel_to, tmp_path):
+def test_spoken_turn(gateway, stack, tmp_path):
     # The question is spoken by the TTS service itself, then asked as a WAV file.
-    tts = tts_pb2_grpc.TtsStub(channel_to("tts"))
-    chunks = list(tts.Synthesize(tts_pb2.SynthesizeRequest(text=SPOKEN_QUESTION), timeout=60))
-    pcm = b"".join(c.audio.pcm for c in chunks)
-    wav = write_wav(np.frombuffer(pcm, "<i2").astype(np.float32) / 32768, chunks[0].audio.sample_rate)
+    wav = stack.speak(SPOKEN_QUESTION)
     result = ask(gateway, wav=wav)
     s = result["summary"]
     assert wer(SPOKEN_QUESTION, s.transcript) <= 0.2, s.transcript
