@@ -67,9 +67,10 @@ def table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
-def write_section(name: str, text: str) -> Path:
-    OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / f"{name}.md"
+def write_section(name: str, text: str, path: Path | None = None) -> Path:
+    """A section of docs/benchmarks.md, to out/bench/<name>.md unless ``path`` says otherwise."""
+    path = path or OUT / f"{name}.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text.rstrip() + "\n")
     return path
 

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 import grpc  # noqa: E402
 
-from bench.common import machine, pct, start_service, stop_service  # noqa: E402
+from bench.common import machine, pct, start_service, stop_service, write_section  # noqa: E402
 from talker.v1 import llm_pb2, llm_pb2_grpc  # noqa: E402
 
 VENVS = {"llamacpp": "llm", "vllm": "llm-vllm"}
@@ -124,8 +124,7 @@ def main(argv: list[str] | None = None) -> None:
                      f"{r['session_tok_s']:.1f} | {r['ttft_med'] * 1000:.0f} ms | {r['ttft_p95'] * 1000:.0f} ms | "
                      f"{load:.1f} |")
     text = "\n".join(lines) + "\n"
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
+    write_section("llm", text, Path(args.out))
     print(text)
 
 

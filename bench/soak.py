@@ -17,7 +17,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from bench.common import OUT, p50, pct, table
+from bench.common import OUT, p50, pct, table, write_section
 from gateway.stack import SERVICES, Stack
 from talker.v1 import gateway_pb2, gateway_pb2_grpc
 
@@ -138,8 +138,7 @@ warm-up, constant series count).
 """
     if failures:
         text += "\nFailures (first 10):\n\n" + "\n".join(f"- {f}" for f in failures[:10]) + "\n"
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
+    write_section("soak", text, Path(args.out))
     print(text)
     return 0 if ok else 1
 

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 import grpc  # noqa: E402
 
-from bench.common import machine, start_service, stop_service  # noqa: E402
+from bench.common import machine, start_service, stop_service, write_section  # noqa: E402
 from talker.v1 import tts_pb2, tts_pb2_grpc  # noqa: E402
 
 VENVS = {"piper": "tts", "coqui": "tts-coqui"}
@@ -156,8 +156,7 @@ def main(argv: list[str] | None = None) -> None:
                      for b in backends]
             lines.append(f"| {len(text)} | " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
+    write_section("tts", text, Path(args.out))
     print(text)
 
 
