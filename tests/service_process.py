@@ -29,10 +29,10 @@ def free_port() -> int:
 
 
 def metric_sum(text: str, name: str, **labels: str) -> float:
-    """The sum of a metric's samples (Prometheus text format) whose labels include ``labels``."""
+    """The sum of a metric's samples (Prometheus text format, labelled or not) whose labels include ``labels``."""
     total = 0.0
     for line in text.splitlines():
-        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+        if line.startswith((name + "{", name + " ")) and all(f'{k}="{v}"' in line for k, v in labels.items()):
             total += float(line.rsplit(" ", 1)[1])
     return total
 

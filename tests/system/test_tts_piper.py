@@ -199,10 +199,10 @@ def test_a_long_piece_leaves_no_resident_buffers(tmp_path, shrink):
         s.wait_serving(timeout=120, names=("tts",))
         tts = tts_pb2_grpc.TtsStub(s.channel("tts"))
         synthesize(tts, "Hello there, how are you today?")
-        before = _gauge(scrape(s), "process_resident_memory_bytes")
+        before = metric_sum(scrape(s), "process_resident_memory_bytes")
         audio, rate, times = synthesize(tts, LONG)                      # one piece of 290 characters
         assert len(times) > 1 and len(audio) / rate > 10
-        after = _gauge(scrape(s), "process_resident_memory_bytes")
+        after = metric_sum(scrape(s), "process_resident_memory_bytes")
         grown = (after - before) / 2**20
         print(f"resident memory {before / 2**20:.0f} -> {after / 2**20:.0f} MiB after one long piece")
         if shrink:
@@ -212,6 +212,3 @@ def test_a_long_piece_leaves_no_resident_buffers(tmp_path, shrink):
     finally:
         s.stop(("tts",))
 
-
-def _gauge(text: str, name: str) -> float:
-    return next(float(line.split()[1]) for line in text.splitlines() if line.startswith(name + " "))
