@@ -59,7 +59,7 @@ def one(stub, question: str, max_tokens: int, seed: int) -> tuple[float, int, fl
 
 def measure(target: str, sessions: int, rounds: int, max_tokens: int) -> dict:
     with grpc.insecure_channel(target) as ch:
-        stub = llm_pb2_grpc.LlmStub(ch)
+        stub = llm_pb2_grpc.LlmServiceStub(ch)
         one(stub, "Hi", 8, 0)  # warm-up
         ttfts, session_rates, total_tokens, wall = [], [], 0, 0.0
         with concurrent.futures.ThreadPoolExecutor(sessions) as pool:

@@ -47,7 +47,7 @@ def one_turn(stub, **kw) -> gateway_pb2.TurnSummary:
 def critical_path(s: gateway_pb2.TurnSummary) -> dict[str, float]:
     stages = {st.stage: st.first_call_seconds for st in s.stages}
     row = {k: stages.get(k, 0.0) for k in ("asr", "llm", "tts", "animator")}
-    row["gateway"] = s.time_to_first_frame - sum(row.values())
+    row["gateway"] = s.time_to_first_frame_seconds - sum(row.values())
     return row
 
 
@@ -125,14 +125,14 @@ def main() -> int:
 
     stack = start(args.offset, metrics=True)
     try:
-        stub = gateway_pb2_grpc.GatewayStub(grpc.insecure_channel(stack.services["gateway"].target))
+        stub = gateway_pb2_grpc.GatewayServiceStub(grpc.insecure_channel(stack.services["gateway"].target))
         wav = stack.speak(QUESTION)
         one_turn(stub, text="Hello!")  # warm-up
         spoken = []
         for i in range(args.turns):
             s = one_turn(stub, wav=wav)
             spoken.append(s)
-            print(f"spoken turn {i + 1}: first frame {s.time_to_first_frame:.3f} s, turn {s.turn_seconds:.3f} s",
+            print(f"spoken turn {i + 1}: first frame {s.time_to_first_frame_seconds:.3f} s, turn {s.turn_seconds:.3f} s",
                   file=sys.stderr)
         concurrency = {}
         for n in (1, 2, 4):
@@ -146,7 +146,7 @@ def main() -> int:
     for metrics in (True, False) * args.instrumentation_pairs:
         s2 = start(args.offset + 50, metrics=metrics, greedy=True)
         try:
-            stub2 = gateway_pb2_grpc.GatewayStub(grpc.insecure_channel(s2.services["gateway"].target))
+            stub2 = gateway_pb2_grpc.GatewayServiceStub(grpc.insecure_channel(s2.services["gateway"].target))
             one_turn(stub2, text="Hello!")
             cpu0 = cpu_seconds(s2)
             wall, times, _ = load(stub2, 2, args.load_turns)
@@ -163,15 +163,15 @@ def main() -> int:
     cpu_on, cpu_off = rate(True, 2), rate(False, 2)         # turns per CPU second
     cpu_ratio = cpu_on / cpu_off
 
-    ttfa = [s.time_to_first_audio for s in spoken]
-    ttff = [s.time_to_first_frame for s in spoken]
+    ttfa = [s.time_to_first_audio_seconds for s in spoken]
+    ttff = [s.time_to_first_frame_seconds for s in spoken]
     full = [s.turn_seconds for s in spoken]
-    share = [s.time_to_first_frame / s.turn_seconds for s in spoken]
+    share = [s.time_to_first_frame_seconds / s.turn_seconds for s in spoken]
     paths = [critical_path(s) for s in spoken]
     sentences = [max(1, sum(1 for ch in s.reply if ch in ".!?")) for s in spoken]
     rows = [[name, p50(v), pct(v, 95)] for name, v in [
-        ("time to transcript (ASR)", [s.time_to_transcript for s in spoken]),
-        ("time to first token", [s.time_to_first_token for s in spoken]),
+        ("time to transcript (ASR)", [s.time_to_transcript_seconds for s in spoken]),
+        ("time to first token", [s.time_to_first_token_seconds for s in spoken]),
         ("time to first audio", ttfa), ("time to first frame", ttff), ("full turn", full),
         ("first frame / full turn", share),
     ]]

@@ -74,7 +74,7 @@ def soak(stack: Stack, args) -> int:
 
     def session(i: int) -> None:
         with stack.channel("gateway", [("grpc.max_receive_message_length", 64 << 20)]) as ch:
-            stub = gateway_pb2_grpc.GatewayStub(ch)
+            stub = gateway_pb2_grpc.GatewayServiceStub(ch)
             n = i
             while time.monotonic() < end:
                 n += 1

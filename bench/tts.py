@@ -72,7 +72,7 @@ def one(stub, text: str) -> tuple[float, float, float]:
 def measure(target: str, repeat: int) -> tuple[str, list[list[tuple[float, float, float]]]]:
     """The default voice's name and, per sentence, one (ttfa, seconds, audio seconds) per repeat."""
     with grpc.insecure_channel(target) as ch:
-        stub = tts_pb2_grpc.TtsStub(ch)
+        stub = tts_pb2_grpc.TtsServiceStub(ch)
         voice = stub.ListVoices(tts_pb2.ListVoicesRequest(), timeout=10).default_voice
         one(stub, "Warming up.")
         results: list[list[tuple[float, float, float]]] = [[] for _ in SENTENCES]

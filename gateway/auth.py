@@ -30,8 +30,8 @@ log = logging.getLogger("talker.gateway.auth")
 ALL = "*"
 # The scope each method of the Gateway service needs; methods not listed need ALL.
 METHOD_SCOPES = {
-    "/talker.v1.Gateway/Converse": "talk",
-    "/talker.v1.Gateway/Ask": "talk",
+    "/talker.v1.GatewayService/Converse": "talk",
+    "/talker.v1.GatewayService/Ask": "talk",
 }
 OPEN = ("/grpc.health.v1.Health/",)
 MIN_KEY_CHARS = 16

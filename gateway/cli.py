@@ -73,7 +73,7 @@ def cmd_ask(args) -> int:
     security = ClientSecurity.from_env(ca_file=args.ca, cert_file=args.cert, key_file=args.key,
                                        server_name=args.server_name)
     with security.channel(args.target, options=[("grpc.max_receive_message_length", 64 << 20)]) as ch:
-        result = collect_turn(gateway_pb2_grpc.GatewayStub(ch).Ask(request, timeout=args.timeout,
+        result = collect_turn(gateway_pb2_grpc.GatewayServiceStub(ch).Ask(request, timeout=args.timeout,
                                                                    metadata=security.metadata()),
                               show=not args.quiet)
     if result is None:
@@ -108,7 +108,7 @@ def collect_turn(events, show: bool = True) -> dict | None:
             elif kind == "summary":
                 summary = ev.summary
             elif kind == "error":
-                _progress(f"\nturn failed in {ev.error.stage}: {ev.error.code}: {ev.error.message}")
+                _progress(f"\nturn failed in {ev.error.stage}: {common_pb2.ErrorCode.Name(ev.error.code).removeprefix('ERROR_CODE_')}: {ev.error.message}")
                 return None
     except grpc.RpcError as exc:
         _progress(f"\nerror: {exc.code().name}: {exc.details()}")
@@ -132,8 +132,8 @@ def save_mp4(result: dict, out: Path) -> None:
 def print_summary(s: gateway_pb2.TurnSummary, out: Path) -> None:
     print(f"wrote {out}  ({s.audio_seconds:.2f} s of audio, {s.frames} frames at {s.fps} fps)")
     print("timings (seconds from the end of your turn, on the gateway's clock):")
-    for label, value in (("transcript", s.time_to_transcript), ("first token", s.time_to_first_token),
-                         ("first audio", s.time_to_first_audio), ("first frame", s.time_to_first_frame),
+    for label, value in (("transcript", s.time_to_transcript_seconds), ("first token", s.time_to_first_token_seconds),
+                         ("first audio", s.time_to_first_audio_seconds), ("first frame", s.time_to_first_frame_seconds),
                          ("turn end", s.turn_seconds)):
         print(f"  {label:12s} {value:6.3f}")
     print("per stage:  first output   busy   calls")

@@ -336,10 +336,10 @@ class Turn:
     def summary(self, cancelled: bool = False) -> gateway_pb2.TurnSummary:
         return gateway_pb2.TurnSummary(
             transcript=self.transcript, reply=self.reply.strip(),
-            time_to_transcript=self.marks.get("transcript", 0.0),
-            time_to_first_token=self.marks.get("first_token", 0.0),
-            time_to_first_audio=self.marks.get("first_audio", 0.0),
-            time_to_first_frame=self.marks.get("first_frame", 0.0),
+            time_to_transcript_seconds=self.marks.get("transcript", 0.0),
+            time_to_first_token_seconds=self.marks.get("first_token", 0.0),
+            time_to_first_audio_seconds=self.marks.get("first_audio", 0.0),
+            time_to_first_frame_seconds=self.marks.get("first_frame", 0.0),
             turn_seconds=time.monotonic() - self.t0,
             stages=[gateway_pb2.StageTiming(stage=s, first_output_seconds=c.first_output, busy_seconds=c.busy,
                                             calls=c.calls, first_call_seconds=c.first_call)

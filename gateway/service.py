@@ -27,7 +27,7 @@ CONVERSE_RATE = 16000
 _CONTROL = frozenset(chr(c) for c in [*range(0, 9), 11, 12, *range(14, 32), *range(127, 160)])
 
 
-class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
+class GatewayServiceServicer(gateway_pb2_grpc.GatewayServiceServicer):
     def __init__(self, config: GatewayConfig, metrics: GatewayMetrics):
         self.config = config
         self.metrics = metrics
@@ -132,7 +132,8 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
             raise InvalidArgument("input: set either text or wav")
         with self._session_slot():
             async for event in self._run_turn(Session(config=request.config), turn_input, context):
-                yield event
+                # AskResponse has ConverseResponse's field numbers: the bytes carry over as they are.
+                yield gateway_pb2.AskResponse.FromString(event.SerializeToString())
 
     async def Converse(self, request_iterator, context):
         requests = aiter(request_iterator)
@@ -162,7 +163,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
                 code, message = status_for(exc)
                 stage = exc.stage if isinstance(exc, StageFailure) else "gateway"
                 await out.put(gateway_pb2.ConverseResponse(turn=session.turns, error=gateway_pb2.TurnError(
-                    stage=stage, code=code.name, message=message)))
+                    stage=stage, code=code.value[0], message=message)))
 
         async def stop_current() -> None:
             nonlocal current
@@ -239,12 +240,12 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
 
 class GatewayStage(Stage):
     name = "gateway"
-    service_names = (gateway_pb2.DESCRIPTOR.services_by_name["Gateway"].full_name,)
+    service_names = (gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name,)
 
     def __init__(self, server_config: ServerConfig, config: GatewayConfig | None = None):
         self.server_config = server_config
         self.config = config or from_env(GatewayConfig, "TALKER_GATEWAY_")
-        self.servicer = GatewayServicer(self.config, GatewayMetrics())
+        self.servicer = GatewayServiceServicer(self.config, GatewayMetrics())
         # Read the keys now: a missing or malformed file is a configuration error at start.
         self.authenticator = Authenticator(load_keys(self.config.api_keys_file)) if self.config.api_keys_file \
             else None
@@ -262,7 +263,7 @@ class GatewayStage(Stage):
         return [AuthInterceptor(self.authenticator)] if self.authenticator else []
 
     def add_to_server(self, server: grpc.aio.Server) -> None:
-        gateway_pb2_grpc.add_GatewayServicer_to_server(self.servicer, server)
+        gateway_pb2_grpc.add_GatewayServiceServicer_to_server(self.servicer, server)
 
     async def start(self) -> None:
         self.servicer.clients = StageClients(self.config, self.server_config.max_message_bytes)

@@ -32,8 +32,8 @@ _SERVICE_CONFIG = json.dumps({
     # give one per pod); gRPC otherwise pins a channel to the first address.
     "loadBalancingConfig": [{"round_robin": {}}],
     "methodConfig": [{
-        "name": [{"service": "talker.v1.Tts", "method": "ListVoices"},
-                 {"service": "talker.v1.Animator", "method": "RegisterAvatar"}],
+        "name": [{"service": "talker.v1.TtsService", "method": "ListVoices"},
+                 {"service": "talker.v1.AnimatorService", "method": "RegisterAvatar"}],
         "retryPolicy": _RETRY_POLICY,
     }],
 })
@@ -83,10 +83,10 @@ class StageClients:
                                            interceptors=tracing.client_interceptors())
 
         self.channels = {stage: channel(target) for stage, target in targets.items()}
-        self.asr = asr_pb2_grpc.AsrStub(self.channels["asr"])
-        self.llm = llm_pb2_grpc.LlmStub(self.channels["llm"])
-        self.tts = tts_pb2_grpc.TtsStub(self.channels["tts"])
-        self.animator = animator_pb2_grpc.AnimatorStub(self.channels["animator"])
+        self.asr = asr_pb2_grpc.AsrServiceStub(self.channels["asr"])
+        self.llm = llm_pb2_grpc.LlmServiceStub(self.channels["llm"])
+        self.tts = tts_pb2_grpc.TtsServiceStub(self.channels["tts"])
+        self.animator = animator_pb2_grpc.AnimatorServiceStub(self.channels["animator"])
 
     async def close(self) -> None:
         for ch in self.channels.values():

@@ -102,7 +102,7 @@ class _Stream:
         return out
 
 
-class AnimatorServicer(animator_pb2_grpc.AnimatorServicer):
+class AnimatorServiceServicer(animator_pb2_grpc.AnimatorServiceServicer):
     def __init__(self, config: AnimatorConfig, backend: AnimatorBackend, metrics: AnimatorMetrics):
         self.config = config
         self.backend = backend
@@ -229,16 +229,16 @@ class AnimatorServicer(animator_pb2_grpc.AnimatorServicer):
 
 class AnimatorStage(Stage):
     name = "animator"
-    service_names = (animator_pb2.DESCRIPTOR.services_by_name["Animator"].full_name,)
+    service_names = (animator_pb2.DESCRIPTOR.services_by_name["AnimatorService"].full_name,)
 
     def __init__(self, server_config: ServerConfig, config: AnimatorConfig | None = None,
                  metrics: AnimatorMetrics | None = None):
         self.config = config or from_env(AnimatorConfig, "TALKER_ANIMATOR_")
         self.backend = AnimatorBackend(self.config, server_config.threads)
-        self.servicer = AnimatorServicer(self.config, self.backend, metrics or AnimatorMetrics())
+        self.servicer = AnimatorServiceServicer(self.config, self.backend, metrics or AnimatorMetrics())
 
     def add_to_server(self, server: grpc.aio.Server) -> None:
-        animator_pb2_grpc.add_AnimatorServicer_to_server(self.servicer, server)
+        animator_pb2_grpc.add_AnimatorServiceServicer_to_server(self.servicer, server)
 
     def load(self) -> LoadedModel:
         self.backend.load()

@@ -28,7 +28,7 @@ class AsrMetrics:
                              ["model"], buckets=buckets.RTF)
 
 
-class AsrServicer(asr_pb2_grpc.AsrServicer):
+class AsrServiceServicer(asr_pb2_grpc.AsrServiceServicer):
     def __init__(self, config: AsrConfig, backend: WhisperBackend, metrics: AsrMetrics):
         self.config = config
         self.backend = backend
@@ -82,15 +82,15 @@ class AsrServicer(asr_pb2_grpc.AsrServicer):
 
 class AsrStage(Stage):
     name = "asr"
-    service_names = (asr_pb2.DESCRIPTOR.services_by_name["Asr"].full_name,)
+    service_names = (asr_pb2.DESCRIPTOR.services_by_name["AsrService"].full_name,)
 
     def __init__(self, server_config: ServerConfig, config: AsrConfig | None = None):
         self.config = config or from_env(AsrConfig, "TALKER_ASR_")
         self.backend = WhisperBackend(self.config, server_config.threads)
-        self.servicer = AsrServicer(self.config, self.backend, AsrMetrics())
+        self.servicer = AsrServiceServicer(self.config, self.backend, AsrMetrics())
 
     def add_to_server(self, server: grpc.aio.Server) -> None:
-        asr_pb2_grpc.add_AsrServicer_to_server(self.servicer, server)
+        asr_pb2_grpc.add_AsrServiceServicer_to_server(self.servicer, server)
 
     def load(self) -> LoadedModel:
         self.backend.load()

@@ -123,7 +123,7 @@ class DelayInterceptor(grpc.aio.ServerInterceptor):
 class LoadInterceptor(grpc.aio.ServerInterceptor):
     """Counts the stage's own in-flight calls; at the limit its services' health turns NOT_SERVING.
 
-    Readiness probes check the stage's service name (``talker.v1.Tts``...), so a saturated
+    Readiness probes check the stage's service name (``talker.v1.TtsService``...), so a saturated
     replica leaves the load balancer's rotation until a call finishes; liveness checks the
     overall status (``""``), which stays SERVING. Calls beyond ``max_concurrent_rpcs`` are
     refused with RESOURCE_EXHAUSTED by gRPC itself, never queued.

@@ -74,7 +74,7 @@ class LlmMetrics:
         # Device memory is exported for every stage by services.common.metrics.DeviceMemoryCollector.
 
 
-class LlmServicer(llm_pb2_grpc.LlmServicer):
+class LlmServiceServicer(llm_pb2_grpc.LlmServiceServicer):
     def __init__(self, config: LlmConfig, backend: LlmBackend, metrics: LlmMetrics):
         self.config = config
         self.backend = backend
@@ -190,17 +190,17 @@ class LlmServicer(llm_pb2_grpc.LlmServicer):
 
 class LlmStage(Stage):
     name = "llm"
-    service_names = (llm_pb2.DESCRIPTOR.services_by_name["Llm"].full_name,)
+    service_names = (llm_pb2.DESCRIPTOR.services_by_name["LlmService"].full_name,)
 
     def __init__(self, server_config: ServerConfig, config: LlmConfig | None = None,
                  registry: CollectorRegistry = REGISTRY):
         self.config = config or from_env(LlmConfig, "TALKER_LLM_")
         self.backend = make_backend(self.config, server_config.threads)
         self.metrics = LlmMetrics(registry)
-        self.servicer = LlmServicer(self.config, self.backend, self.metrics)
+        self.servicer = LlmServiceServicer(self.config, self.backend, self.metrics)
 
     def add_to_server(self, server: grpc.aio.Server) -> None:
-        llm_pb2_grpc.add_LlmServicer_to_server(self.servicer, server)
+        llm_pb2_grpc.add_LlmServiceServicer_to_server(self.servicer, server)
 
     async def start(self) -> None:
         await self.backend.start()

@@ -42,7 +42,7 @@ class TtsMetrics:
                                 "deadline), invalid (rejected input), error.", ["backend", "status"], **kw)
 
 
-class TtsServicer(tts_pb2_grpc.TtsServicer):
+class TtsServiceServicer(tts_pb2_grpc.TtsServiceServicer):
     def __init__(self, config: TtsConfig, backend: TtsBackend, metrics: TtsMetrics):
         self.config = config
         self.backend = backend
@@ -117,16 +117,16 @@ class TtsServicer(tts_pb2_grpc.TtsServicer):
 
 class TtsStage(Stage):
     name = "tts"
-    service_names = (tts_pb2.DESCRIPTOR.services_by_name["Tts"].full_name,)
+    service_names = (tts_pb2.DESCRIPTOR.services_by_name["TtsService"].full_name,)
 
     def __init__(self, server_config: ServerConfig, config: TtsConfig | None = None,
                  backend: TtsBackend | None = None, metrics: TtsMetrics | None = None):
         self.config = config or from_env(TtsConfig, "TALKER_TTS_")
         self.backend = backend or make_backend(self.config, server_config.threads)
-        self.servicer = TtsServicer(self.config, self.backend, metrics or TtsMetrics())
+        self.servicer = TtsServiceServicer(self.config, self.backend, metrics or TtsMetrics())
 
     def add_to_server(self, server: grpc.aio.Server) -> None:
-        tts_pb2_grpc.add_TtsServicer_to_server(self.servicer, server)
+        tts_pb2_grpc.add_TtsServiceServicer_to_server(self.servicer, server)
 
     def load(self) -> LoadedModel:
         model = self.backend.load()

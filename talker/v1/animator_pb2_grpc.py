@@ -5,7 +5,7 @@ import grpc
 from talker.v1 import animator_pb2 as talker_dot_v1_dot_animator__pb2
 
 
-class AnimatorStub(object):
+class AnimatorServiceStub(object):
     """Face animation: a portrait driven by speech audio, frames at a fixed rate.
     """
 
@@ -16,18 +16,18 @@ class AnimatorStub(object):
             channel: A grpc.Channel.
         """
         self.RegisterAvatar = channel.unary_unary(
-                '/talker.v1.Animator/RegisterAvatar',
+                '/talker.v1.AnimatorService/RegisterAvatar',
                 request_serializer=talker_dot_v1_dot_animator__pb2.RegisterAvatarRequest.SerializeToString,
                 response_deserializer=talker_dot_v1_dot_animator__pb2.RegisterAvatarResponse.FromString,
                 )
         self.Animate = channel.stream_stream(
-                '/talker.v1.Animator/Animate',
+                '/talker.v1.AnimatorService/Animate',
                 request_serializer=talker_dot_v1_dot_animator__pb2.AnimateRequest.SerializeToString,
                 response_deserializer=talker_dot_v1_dot_animator__pb2.AnimateResponse.FromString,
                 )
 
 
-class AnimatorServicer(object):
+class AnimatorServiceServicer(object):
     """Face animation: a portrait driven by speech audio, frames at a fixed rate.
     """
 
@@ -48,7 +48,7 @@ class AnimatorServicer(object):
         raise NotImplementedError('Method not implemented!')
 
 
-def add_AnimatorServicer_to_server(servicer, server):
+def add_AnimatorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'RegisterAvatar': grpc.unary_unary_rpc_method_handler(
                     servicer.RegisterAvatar,
@@ -62,12 +62,12 @@ def add_AnimatorServicer_to_server(servicer, server):
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
-            'talker.v1.Animator', rpc_method_handlers)
+            'talker.v1.AnimatorService', rpc_method_handlers)
     server.add_generic_rpc_handlers((generic_handler,))
 
 
  # This class is part of an EXPERIMENTAL API.
-class Animator(object):
+class AnimatorService(object):
     """Face animation: a portrait driven by speech audio, frames at a fixed rate.
     """
 
@@ -82,7 +82,7 @@ class Animator(object):
             wait_for_ready=None,
             timeout=None,
             metadata=None):
-        return grpc.experimental.unary_unary(request, target, '/talker.v1.Animator/RegisterAvatar',
+        return grpc.experimental.unary_unary(request, target, '/talker.v1.AnimatorService/RegisterAvatar',
             talker_dot_v1_dot_animator__pb2.RegisterAvatarRequest.SerializeToString,
             talker_dot_v1_dot_animator__pb2.RegisterAvatarResponse.FromString,
             options, channel_credentials,
@@ -99,7 +99,7 @@ class Animator(object):
             wait_for_ready=None,
             timeout=None,
             metadata=None):
-        return grpc.experimental.stream_stream(request_iterator, target, '/talker.v1.Animator/Animate',
+        return grpc.experimental.stream_stream(request_iterator, target, '/talker.v1.AnimatorService/Animate',
             talker_dot_v1_dot_animator__pb2.AnimateRequest.SerializeToString,
             talker_dot_v1_dot_animator__pb2.AnimateResponse.FromString,
             options, channel_credentials,

@@ -14,7 +14,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13talker/v1/asr.proto\x12\ttalker.v1\"9\n\x10TranscribeConfig\x12\x13\n\x0bsample_rate\x18\x01 \x01(\x05\x12\x10\n\x08language\x18\x02 \x01(\t\"Z\n\x11TranscribeRequest\x12-\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1b.talker.v1.TranscribeConfigH\x00\x12\x0f\n\x05\x61udio\x18\x02 \x01(\x0cH\x00\x42\x05\n\x03msg\"g\n\x12TranscribeResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x10\n\x08is_final\x18\x02 \x01(\x08\x12\x15\n\raudio_seconds\x18\x03 \x01(\x01\x12\x1a\n\x12processing_seconds\x18\x04 \x01(\x01\x32T\n\x03\x41sr\x12M\n\nTranscribe\x12\x1c.talker.v1.TranscribeRequest\x1a\x1d.talker.v1.TranscribeResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13talker/v1/asr.proto\x12\ttalker.v1\"9\n\x10TranscribeConfig\x12\x13\n\x0bsample_rate\x18\x01 \x01(\x05\x12\x10\n\x08language\x18\x02 \x01(\t\"Z\n\x11TranscribeRequest\x12-\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1b.talker.v1.TranscribeConfigH\x00\x12\x0f\n\x05\x61udio\x18\x02 \x01(\x0cH\x00\x42\x05\n\x03msg\"g\n\x12TranscribeResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x10\n\x08is_final\x18\x02 \x01(\x08\x12\x15\n\raudio_seconds\x18\x03 \x01(\x01\x12\x1a\n\x12processing_seconds\x18\x04 \x01(\x01\x32[\n\nAsrService\x12M\n\nTranscribe\x12\x1c.talker.v1.TranscribeRequest\x1a\x1d.talker.v1.TranscribeResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -27,6 +27,6 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _globals['_TRANSCRIBEREQUEST']._serialized_end=183
   _globals['_TRANSCRIBERESPONSE']._serialized_start=185
   _globals['_TRANSCRIBERESPONSE']._serialized_end=288
-  _globals['_ASR']._serialized_start=290
-  _globals['_ASR']._serialized_end=374
+  _globals['_ASRSERVICE']._serialized_start=290
+  _globals['_ASRSERVICE']._serialized_end=381
 # @@protoc_insertion_point(module_scope)

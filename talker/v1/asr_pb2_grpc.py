@@ -5,7 +5,7 @@ import grpc
 from talker.v1 import asr_pb2 as talker_dot_v1_dot_asr__pb2
 
 
-class AsrStub(object):
+class AsrServiceStub(object):
     """Speech recognition. The client streams one utterance: a config message first,
     then audio; closing the request stream ends the utterance (push-to-talk).
     """
@@ -17,13 +17,13 @@ class AsrStub(object):
             channel: A grpc.Channel.
         """
         self.Transcribe = channel.stream_stream(
-                '/talker.v1.Asr/Transcribe',
+                '/talker.v1.AsrService/Transcribe',
                 request_serializer=talker_dot_v1_dot_asr__pb2.TranscribeRequest.SerializeToString,
                 response_deserializer=talker_dot_v1_dot_asr__pb2.TranscribeResponse.FromString,
                 )
 
 
-class AsrServicer(object):
+class AsrServiceServicer(object):
     """Speech recognition. The client streams one utterance: a config message first,
     then audio; closing the request stream ends the utterance (push-to-talk).
     """
@@ -35,7 +35,7 @@ class AsrServicer(object):
         raise NotImplementedError('Method not implemented!')
 
 
-def add_AsrServicer_to_server(servicer, server):
+def add_AsrServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Transcribe': grpc.stream_stream_rpc_method_handler(
                     servicer.Transcribe,
@@ -44,12 +44,12 @@ def add_AsrServicer_to_server(servicer, server):
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
-            'talker.v1.Asr', rpc_method_handlers)
+            'talker.v1.AsrService', rpc_method_handlers)
     server.add_generic_rpc_handlers((generic_handler,))
 
 
  # This class is part of an EXPERIMENTAL API.
-class Asr(object):
+class AsrService(object):
     """Speech recognition. The client streams one utterance: a config message first,
     then audio; closing the request stream ends the utterance (push-to-talk).
     """
@@ -65,7 +65,7 @@ class Asr(object):
             wait_for_ready=None,
             timeout=None,
             metadata=None):
-        return grpc.experimental.stream_stream(request_iterator, target, '/talker.v1.Asr/Transcribe',
+        return grpc.experimental.stream_stream(request_iterator, target, '/talker.v1.AsrService/Transcribe',
             talker_dot_v1_dot_asr__pb2.TranscribeRequest.SerializeToString,
             talker_dot_v1_dot_asr__pb2.TranscribeResponse.FromString,
             options, channel_credentials,

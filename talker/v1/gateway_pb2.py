@@ -15,35 +15,47 @@ _sym_db = _symbol_database.Default()
 from talker.v1 import common_pb2 as talker_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17talker/v1/gateway.proto\x12\ttalker.v1\x1a\x16talker/v1/common.proto\"\xb3\x01\n\rSessionConfig\x12\x11\n\tavatar_id\x18\x01 \x01(\t\x12\x14\n\x0c\x61vatar_image\x18\x02 \x01(\x0c\x12\r\n\x05voice\x18\x03 \x01(\t\x12\x15\n\rsystem_prompt\x18\x04 \x01(\t\x12\x0b\n\x03\x66ps\x18\x05 \x01(\x05\x12,\n\x0c\x66rame_format\x18\x06 \x01(\x0e\x32\x16.talker.v1.FrameFormat\x12\x18\n\x10max_reply_tokens\x18\x07 \x01(\x05\"\x0b\n\tEndOfTurn\"\x08\n\x06\x43\x61ncel\"\xb7\x01\n\x0f\x43onverseRequest\x12*\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x18.talker.v1.SessionConfigH\x00\x12\x0e\n\x04text\x18\x02 \x01(\tH\x00\x12\x0f\n\x05\x61udio\x18\x03 \x01(\x0cH\x00\x12+\n\x0b\x65nd_of_turn\x18\x04 \x01(\x0b\x32\x14.talker.v1.EndOfTurnH\x00\x12#\n\x06\x63\x61ncel\x18\x05 \x01(\x0b\x32\x11.talker.v1.CancelH\x00\x42\x05\n\x03msg\"^\n\nAskRequest\x12(\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x18.talker.v1.SessionConfig\x12\x0e\n\x04text\x18\x02 \x01(\tH\x00\x12\r\n\x03wav\x18\x03 \x01(\x0cH\x00\x42\x07\n\x05input\"\x1a\n\nTranscript\x12\x0c\n\x04text\x18\x01 \x01(\t\"\x1a\n\tReplyText\x12\r\n\x05\x64\x65lta\x18\x01 \x01(\t\"{\n\x0bStageTiming\x12\r\n\x05stage\x18\x01 \x01(\t\x12\x1c\n\x14\x66irst_output_seconds\x18\x02 \x01(\x01\x12\x14\n\x0c\x62usy_seconds\x18\x03 \x01(\x01\x12\r\n\x05\x63\x61lls\x18\x04 \x01(\x05\x12\x1a\n\x12\x66irst_call_seconds\x18\x05 \x01(\x01\"\xa8\x02\n\x0bTurnSummary\x12\x12\n\ntranscript\x18\x01 \x01(\t\x12\r\n\x05reply\x18\x02 \x01(\t\x12\x1a\n\x12time_to_transcript\x18\x03 \x01(\x01\x12\x1b\n\x13time_to_first_token\x18\x04 \x01(\x01\x12\x1b\n\x13time_to_first_audio\x18\x05 \x01(\x01\x12\x1b\n\x13time_to_first_frame\x18\x06 \x01(\x01\x12\x14\n\x0cturn_seconds\x18\x07 \x01(\x01\x12&\n\x06stages\x18\x08 \x03(\x0b\x32\x16.talker.v1.StageTiming\x12\x15\n\raudio_seconds\x18\t \x01(\x01\x12\x0e\n\x06\x66rames\x18\n \x01(\x05\x12\x0b\n\x03\x66ps\x18\x0b \x01(\x05\x12\x11\n\tcancelled\x18\x0c \x01(\x08\"9\n\tTurnError\x12\r\n\x05stage\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"\x9f\x02\n\x10\x43onverseResponse\x12\x0c\n\x04turn\x18\x01 \x01(\x03\x12+\n\ntranscript\x18\x02 \x01(\x0b\x32\x15.talker.v1.TranscriptH\x00\x12*\n\nreply_text\x18\x03 \x01(\x0b\x32\x14.talker.v1.ReplyTextH\x00\x12&\n\x05\x61udio\x18\x04 \x01(\x0b\x32\x15.talker.v1.AudioChunkH\x00\x12!\n\x05\x66rame\x18\x05 \x01(\x0b\x32\x10.talker.v1.FrameH\x00\x12)\n\x07summary\x18\x06 \x01(\x0b\x32\x16.talker.v1.TurnSummaryH\x00\x12%\n\x05\x65rror\x18\x07 \x01(\x0b\x32\x14.talker.v1.TurnErrorH\x00\x42\x07\n\x05\x65vent2\x8f\x01\n\x07Gateway\x12G\n\x08\x43onverse\x12\x1a.talker.v1.ConverseRequest\x1a\x1b.talker.v1.ConverseResponse(\x01\x30\x01\x12;\n\x03\x41sk\x12\x15.talker.v1.AskRequest\x1a\x1b.talker.v1.ConverseResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17talker/v1/gateway.proto\x12\ttalker.v1\x1a\x16talker/v1/common.proto\"\x94\x02\n\rSessionConfig\x12\x11\n\tavatar_id\x18\x01 \x01(\t\x12\x14\n\x0c\x61vatar_image\x18\x02 \x01(\x0c\x12\r\n\x05voice\x18\x03 \x01(\t\x12\x15\n\rsystem_prompt\x18\x04 \x01(\t\x12\x0b\n\x03\x66ps\x18\x05 \x01(\x05\x12,\n\x0c\x66rame_format\x18\x06 \x01(\x0e\x32\x16.talker.v1.FrameFormat\x12\x18\n\x10max_reply_tokens\x18\x07 \x01(\x05\x12\x30\n\x0eturn_detection\x18\x08 \x01(\x0e\x32\x18.talker.v1.TurnDetection\x12\x19\n\x11input_sample_rate\x18\t \x01(\x05\x12\x12\n\nidle_video\x18\n \x01(\x08\"\x0b\n\tEndOfTurn\"\x08\n\x06\x43\x61ncel\"\xb7\x01\n\x0f\x43onverseRequest\x12*\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x18.talker.v1.SessionConfigH\x00\x12\x0e\n\x04text\x18\x02 \x01(\tH\x00\x12\x0f\n\x05\x61udio\x18\x03 \x01(\x0cH\x00\x12+\n\x0b\x65nd_of_turn\x18\x04 \x01(\x0b\x32\x14.talker.v1.EndOfTurnH\x00\x12#\n\x06\x63\x61ncel\x18\x05 \x01(\x0b\x32\x11.talker.v1.CancelH\x00\x42\x05\n\x03msg\"^\n\nAskRequest\x12(\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x18.talker.v1.SessionConfig\x12\x0e\n\x04text\x18\x02 \x01(\tH\x00\x12\r\n\x03wav\x18\x03 \x01(\x0cH\x00\x42\x07\n\x05input\"\x1a\n\nTranscript\x12\x0c\n\x04text\x18\x01 \x01(\t\"!\n\x11PartialTranscript\x12\x0c\n\x04text\x18\x01 \x01(\t\"?\n\rSpeechStarted\x12\x1c\n\x14\x61udio_offset_seconds\x18\x01 \x01(\x01\x12\x10\n\x08\x62\x61rge_in\x18\x02 \x01(\x08\"\x99\x01\n\x11\x45ndOfTurnDetected\x12*\n\x06reason\x18\x01 \x01(\x0e\x32\x1a.talker.v1.EndOfTurnReason\x12!\n\x19speech_end_offset_seconds\x18\x02 \x01(\x01\x12\x15\n\rdelay_seconds\x18\x03 \x01(\x01\x12\x1e\n\x16\x63ompletion_probability\x18\x04 \x01(\x02\"\x1a\n\tReplyText\x12\r\n\x05\x64\x65lta\x18\x01 \x01(\t\"{\n\x0bStageTiming\x12\r\n\x05stage\x18\x01 \x01(\t\x12\x1c\n\x14\x66irst_output_seconds\x18\x02 \x01(\x01\x12\x14\n\x0c\x62usy_seconds\x18\x03 \x01(\x01\x12\r\n\x05\x63\x61lls\x18\x04 \x01(\x05\x12\x1a\n\x12\x66irst_call_seconds\x18\x05 \x01(\x01\"\xeb\x02\n\x0bTurnSummary\x12\x12\n\ntranscript\x18\x01 \x01(\t\x12\r\n\x05reply\x18\x02 \x01(\t\x12\"\n\x1atime_to_transcript_seconds\x18\x03 \x01(\x01\x12#\n\x1btime_to_first_token_seconds\x18\x04 \x01(\x01\x12#\n\x1btime_to_first_audio_seconds\x18\x05 \x01(\x01\x12#\n\x1btime_to_first_frame_seconds\x18\x06 \x01(\x01\x12\x14\n\x0cturn_seconds\x18\x07 \x01(\x01\x12&\n\x06stages\x18\x08 \x03(\x0b\x32\x16.talker.v1.StageTiming\x12\x15\n\raudio_seconds\x18\t \x01(\x01\x12\x0e\n\x06\x66rames\x18\n \x01(\x05\x12\x0b\n\x03\x66ps\x18\x0b \x01(\x05\x12\x11\n\tcancelled\x18\x0c \x01(\x08\x12!\n\x19\x65nd_of_turn_delay_seconds\x18\r \x01(\x01\"U\n\tTurnError\x12\r\n\x05stage\x18\x01 \x01(\t\x12\"\n\x04\x63ode\x18\x04 \x01(\x0e\x32\x14.talker.v1.ErrorCode\x12\x0f\n\x07message\x18\x03 \x01(\tJ\x04\x08\x02\x10\x03\"\xec\x03\n\x10\x43onverseResponse\x12\x0c\n\x04turn\x18\x01 \x01(\x03\x12+\n\ntranscript\x18\x02 \x01(\x0b\x32\x15.talker.v1.TranscriptH\x00\x12*\n\nreply_text\x18\x03 \x01(\x0b\x32\x14.talker.v1.ReplyTextH\x00\x12&\n\x05\x61udio\x18\x04 \x01(\x0b\x32\x15.talker.v1.AudioChunkH\x00\x12!\n\x05\x66rame\x18\x05 \x01(\x0b\x32\x10.talker.v1.FrameH\x00\x12)\n\x07summary\x18\x06 \x01(\x0b\x32\x16.talker.v1.TurnSummaryH\x00\x12%\n\x05\x65rror\x18\x07 \x01(\x0b\x32\x14.talker.v1.TurnErrorH\x00\x12\x32\n\x0espeech_started\x18\x08 \x01(\x0b\x32\x18.talker.v1.SpeechStartedH\x00\x12:\n\x12partial_transcript\x18\t \x01(\x0b\x32\x1c.talker.v1.PartialTranscriptH\x00\x12\x33\n\x0b\x65nd_of_turn\x18\n \x01(\x0b\x32\x1c.talker.v1.EndOfTurnDetectedH\x00\x12&\n\nidle_frame\x18\x0b \x01(\x0b\x32\x10.talker.v1.FrameH\x00\x42\x07\n\x05\x65vent\"\x9a\x02\n\x0b\x41skResponse\x12\x0c\n\x04turn\x18\x01 \x01(\x03\x12+\n\ntranscript\x18\x02 \x01(\x0b\x32\x15.talker.v1.TranscriptH\x00\x12*\n\nreply_text\x18\x03 \x01(\x0b\x32\x14.talker.v1.ReplyTextH\x00\x12&\n\x05\x61udio\x18\x04 \x01(\x0b\x32\x15.talker.v1.AudioChunkH\x00\x12!\n\x05\x66rame\x18\x05 \x01(\x0b\x32\x10.talker.v1.FrameH\x00\x12)\n\x07summary\x18\x06 \x01(\x0b\x32\x16.talker.v1.TurnSummaryH\x00\x12%\n\x05\x65rror\x18\x07 \x01(\x0b\x32\x14.talker.v1.TurnErrorH\x00\x42\x07\n\x05\x65vent*e\n\rTurnDetection\x12\x1e\n\x1aTURN_DETECTION_UNSPECIFIED\x10\x00\x12\x19\n\x15TURN_DETECTION_CLIENT\x10\x01\x12\x19\n\x15TURN_DETECTION_SERVER\x10\x02*\xbc\x01\n\x0f\x45ndOfTurnReason\x12\"\n\x1e\x45ND_OF_TURN_REASON_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x45ND_OF_TURN_REASON_CLIENT\x10\x01\x12\x1f\n\x1b\x45ND_OF_TURN_REASON_SEMANTIC\x10\x02\x12\"\n\x1e\x45ND_OF_TURN_REASON_SILENCE_CAP\x10\x03\x12!\n\x1d\x45ND_OF_TURN_REASON_STREAM_END\x10\x04\x32\x91\x01\n\x0eGatewayService\x12G\n\x08\x43onverse\x12\x1a.talker.v1.ConverseRequest\x1a\x1b.talker.v1.ConverseResponse(\x01\x30\x01\x12\x36\n\x03\x41sk\x12\x15.talker.v1.AskRequest\x1a\x16.talker.v1.AskResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'talker.v1.gateway_pb2', _globals)
 if _descriptor._USE_C_DESCRIPTORS == False:
   DESCRIPTOR._options = None
+  _globals['_TURNDETECTION']._serialized_start=2316
+  _globals['_TURNDETECTION']._serialized_end=2417
+  _globals['_ENDOFTURNREASON']._serialized_start=2420
+  _globals['_ENDOFTURNREASON']._serialized_end=2608
   _globals['_SESSIONCONFIG']._serialized_start=63
-  _globals['_SESSIONCONFIG']._serialized_end=242
-  _globals['_ENDOFTURN']._serialized_start=244
-  _globals['_ENDOFTURN']._serialized_end=255
-  _globals['_CANCEL']._serialized_start=257
-  _globals['_CANCEL']._serialized_end=265
-  _globals['_CONVERSEREQUEST']._serialized_start=268
-  _globals['_CONVERSEREQUEST']._serialized_end=451
-  _globals['_ASKREQUEST']._serialized_start=453
-  _globals['_ASKREQUEST']._serialized_end=547
-  _globals['_TRANSCRIPT']._serialized_start=549
-  _globals['_TRANSCRIPT']._serialized_end=575
-  _globals['_REPLYTEXT']._serialized_start=577
-  _globals['_REPLYTEXT']._serialized_end=603
-  _globals['_STAGETIMING']._serialized_start=605
-  _globals['_STAGETIMING']._serialized_end=728
-  _globals['_TURNSUMMARY']._serialized_start=731
-  _globals['_TURNSUMMARY']._serialized_end=1027
-  _globals['_TURNERROR']._serialized_start=1029
-  _globals['_TURNERROR']._serialized_end=1086
-  _globals['_CONVERSERESPONSE']._serialized_start=1089
-  _globals['_CONVERSERESPONSE']._serialized_end=1376
-  _globals['_GATEWAY']._serialized_start=1379
-  _globals['_GATEWAY']._serialized_end=1522
+  _globals['_SESSIONCONFIG']._serialized_end=339
+  _globals['_ENDOFTURN']._serialized_start=341
+  _globals['_ENDOFTURN']._serialized_end=352
+  _globals['_CANCEL']._serialized_start=354
+  _globals['_CANCEL']._serialized_end=362
+  _globals['_CONVERSEREQUEST']._serialized_start=365
+  _globals['_CONVERSEREQUEST']._serialized_end=548
+  _globals['_ASKREQUEST']._serialized_start=550
+  _globals['_ASKREQUEST']._serialized_end=644
+  _globals['_TRANSCRIPT']._serialized_start=646
+  _globals['_TRANSCRIPT']._serialized_end=672
+  _globals['_PARTIALTRANSCRIPT']._serialized_start=674
+  _globals['_PARTIALTRANSCRIPT']._serialized_end=707
+  _globals['_SPEECHSTARTED']._serialized_start=709
+  _globals['_SPEECHSTARTED']._serialized_end=772
+  _globals['_ENDOFTURNDETECTED']._serialized_start=775
+  _globals['_ENDOFTURNDETECTED']._serialized_end=928
+  _globals['_REPLYTEXT']._serialized_start=930
+  _globals['_REPLYTEXT']._serialized_end=956
+  _globals['_STAGETIMING']._serialized_start=958
+  _globals['_STAGETIMING']._serialized_end=1081
+  _globals['_TURNSUMMARY']._serialized_start=1084
+  _globals['_TURNSUMMARY']._serialized_end=1447
+  _globals['_TURNERROR']._serialized_start=1449
+  _globals['_TURNERROR']._serialized_end=1534
+  _globals['_CONVERSERESPONSE']._serialized_start=1537
+  _globals['_CONVERSERESPONSE']._serialized_end=2029
+  _globals['_ASKRESPONSE']._serialized_start=2032
+  _globals['_ASKRESPONSE']._serialized_end=2314
+  _globals['_GATEWAYSERVICE']._serialized_start=2611
+  _globals['_GATEWAYSERVICE']._serialized_end=2756
 # @@protoc_insertion_point(module_scope)

@@ -5,7 +5,7 @@ import grpc
 from talker.v1 import gateway_pb2 as talker_dot_v1_dot_gateway__pb2
 
 
-class GatewayStub(object):
+class GatewayServiceStub(object):
     """The public API: a conversation with a digital human.
     """
 
@@ -16,25 +16,31 @@ class GatewayStub(object):
             channel: A grpc.Channel.
         """
         self.Converse = channel.stream_stream(
-                '/talker.v1.Gateway/Converse',
+                '/talker.v1.GatewayService/Converse',
                 request_serializer=talker_dot_v1_dot_gateway__pb2.ConverseRequest.SerializeToString,
                 response_deserializer=talker_dot_v1_dot_gateway__pb2.ConverseResponse.FromString,
                 )
         self.Ask = channel.unary_stream(
-                '/talker.v1.Gateway/Ask',
+                '/talker.v1.GatewayService/Ask',
                 request_serializer=talker_dot_v1_dot_gateway__pb2.AskRequest.SerializeToString,
-                response_deserializer=talker_dot_v1_dot_gateway__pb2.ConverseResponse.FromString,
+                response_deserializer=talker_dot_v1_dot_gateway__pb2.AskResponse.FromString,
                 )
 
 
-class GatewayServicer(object):
+class GatewayServiceServicer(object):
     """The public API: a conversation with a digital human.
     """
 
     def Converse(self, request_iterator, context):
-        """A session. The client sends a SessionConfig first, then turns: either
-        `text`, or `audio` chunks closed by `end_of_turn`. A new turn, or
-        `cancel`, stops the turn in flight (barge-in).
+        """A session. The client sends a SessionConfig first, then turns. How a spoken
+        turn ends is the session's choice (SessionConfig.turn_detection):
+        - client (push-to-talk, the default): `audio` chunks closed by `end_of_turn`;
+        - server (hands-free): the client streams its microphone continuously and the
+        server finds where each turn ends (voice activity plus a semantic
+        end-of-turn check), streaming SpeechStarted, PartialTranscript and
+        EndOfTurnDetected events as they happen.
+        `text` is a turn in either mode. A new turn, `cancel`, or (hands-free) speech
+        while the avatar answers stops the turn in flight (barge-in).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -48,7 +54,7 @@ class GatewayServicer(object):
         raise NotImplementedError('Method not implemented!')
 
 
-def add_GatewayServicer_to_server(servicer, server):
+def add_GatewayServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Converse': grpc.stream_stream_rpc_method_handler(
                     servicer.Converse,
@@ -58,16 +64,16 @@ def add_GatewayServicer_to_server(servicer, server):
             'Ask': grpc.unary_stream_rpc_method_handler(
                     servicer.Ask,
                     request_deserializer=talker_dot_v1_dot_gateway__pb2.AskRequest.FromString,
-                    response_serializer=talker_dot_v1_dot_gateway__pb2.ConverseResponse.SerializeToString,
+                    response_serializer=talker_dot_v1_dot_gateway__pb2.AskResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
-            'talker.v1.Gateway', rpc_method_handlers)
+            'talker.v1.GatewayService', rpc_method_handlers)
     server.add_generic_rpc_handlers((generic_handler,))
 
 
  # This class is part of an EXPERIMENTAL API.
-class Gateway(object):
+class GatewayService(object):
     """The public API: a conversation with a digital human.
     """
 
@@ -82,7 +88,7 @@ class Gateway(object):
             wait_for_ready=None,
             timeout=None,
             metadata=None):
-        return grpc.experimental.stream_stream(request_iterator, target, '/talker.v1.Gateway/Converse',
+        return grpc.experimental.stream_stream(request_iterator, target, '/talker.v1.GatewayService/Converse',
             talker_dot_v1_dot_gateway__pb2.ConverseRequest.SerializeToString,
             talker_dot_v1_dot_gateway__pb2.ConverseResponse.FromString,
             options, channel_credentials,
@@ -99,8 +105,8 @@ class Gateway(object):
             wait_for_ready=None,
             timeout=None,
             metadata=None):
-        return grpc.experimental.unary_stream(request, target, '/talker.v1.Gateway/Ask',
+        return grpc.experimental.unary_stream(request, target, '/talker.v1.GatewayService/Ask',
             talker_dot_v1_dot_gateway__pb2.AskRequest.SerializeToString,
-            talker_dot_v1_dot_gateway__pb2.ConverseResponse.FromString,
+            talker_dot_v1_dot_gateway__pb2.AskResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)

@@ -5,7 +5,7 @@ import grpc
 from talker.v1 import llm_pb2 as talker_dot_v1_dot_llm__pb2
 
 
-class LlmStub(object):
+class LlmServiceStub(object):
     """Chat completion as a token stream.
     """
 
@@ -16,13 +16,13 @@ class LlmStub(object):
             channel: A grpc.Channel.
         """
         self.Generate = channel.unary_stream(
-                '/talker.v1.Llm/Generate',
+                '/talker.v1.LlmService/Generate',
                 request_serializer=talker_dot_v1_dot_llm__pb2.GenerateRequest.SerializeToString,
                 response_deserializer=talker_dot_v1_dot_llm__pb2.GenerateResponse.FromString,
                 )
 
 
-class LlmServicer(object):
+class LlmServiceServicer(object):
     """Chat completion as a token stream.
     """
 
@@ -33,7 +33,7 @@ class LlmServicer(object):
         raise NotImplementedError('Method not implemented!')
 
 
-def add_LlmServicer_to_server(servicer, server):
+def add_LlmServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Generate': grpc.unary_stream_rpc_method_handler(
                     servicer.Generate,
@@ -42,12 +42,12 @@ def add_LlmServicer_to_server(servicer, server):
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
-            'talker.v1.Llm', rpc_method_handlers)
+            'talker.v1.LlmService', rpc_method_handlers)
     server.add_generic_rpc_handlers((generic_handler,))
 
 
  # This class is part of an EXPERIMENTAL API.
-class Llm(object):
+class LlmService(object):
     """Chat completion as a token stream.
     """
 
@@ -62,7 +62,7 @@ class Llm(object):
             wait_for_ready=None,
             timeout=None,
             metadata=None):
-        return grpc.experimental.unary_stream(request, target, '/talker.v1.Llm/Generate',
+        return grpc.experimental.unary_stream(request, target, '/talker.v1.LlmService/Generate',
             talker_dot_v1_dot_llm__pb2.GenerateRequest.SerializeToString,
             talker_dot_v1_dot_llm__pb2.GenerateResponse.FromString,
             options, channel_credentials,

@@ -5,7 +5,7 @@ import grpc
 from talker.v1 import tts_pb2 as talker_dot_v1_dot_tts__pb2
 
 
-class TtsStub(object):
+class TtsServiceStub(object):
     """Text to speech, streamed chunk by chunk as the voice produces it.
     """
 
@@ -16,18 +16,18 @@ class TtsStub(object):
             channel: A grpc.Channel.
         """
         self.Synthesize = channel.unary_stream(
-                '/talker.v1.Tts/Synthesize',
+                '/talker.v1.TtsService/Synthesize',
                 request_serializer=talker_dot_v1_dot_tts__pb2.SynthesizeRequest.SerializeToString,
                 response_deserializer=talker_dot_v1_dot_tts__pb2.SynthesizeResponse.FromString,
                 )
         self.ListVoices = channel.unary_unary(
-                '/talker.v1.Tts/ListVoices',
+                '/talker.v1.TtsService/ListVoices',
                 request_serializer=talker_dot_v1_dot_tts__pb2.ListVoicesRequest.SerializeToString,
                 response_deserializer=talker_dot_v1_dot_tts__pb2.ListVoicesResponse.FromString,
                 )
 
 
-class TtsServicer(object):
+class TtsServiceServicer(object):
     """Text to speech, streamed chunk by chunk as the voice produces it.
     """
 
@@ -44,7 +44,7 @@ class TtsServicer(object):
         raise NotImplementedError('Method not implemented!')
 
 
-def add_TtsServicer_to_server(servicer, server):
+def add_TtsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Synthesize': grpc.unary_stream_rpc_method_handler(
                     servicer.Synthesize,
@@ -58,12 +58,12 @@ def add_TtsServicer_to_server(servicer, server):
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
-            'talker.v1.Tts', rpc_method_handlers)
+            'talker.v1.TtsService', rpc_method_handlers)
     server.add_generic_rpc_handlers((generic_handler,))
 
 
  # This class is part of an EXPERIMENTAL API.
-class Tts(object):
+class TtsService(object):
     """Text to speech, streamed chunk by chunk as the voice produces it.
     """
 
@@ -78,7 +78,7 @@ class Tts(object):
             wait_for_ready=None,
             timeout=None,
             metadata=None):
-        return grpc.experimental.unary_stream(request, target, '/talker.v1.Tts/Synthesize',
+        return grpc.experimental.unary_stream(request, target, '/talker.v1.TtsService/Synthesize',
             talker_dot_v1_dot_tts__pb2.SynthesizeRequest.SerializeToString,
             talker_dot_v1_dot_tts__pb2.SynthesizeResponse.FromString,
             options, channel_credentials,
@@ -95,7 +95,7 @@ class Tts(object):
             wait_for_ready=None,
             timeout=None,
             metadata=None):
-        return grpc.experimental.unary_unary(request, target, '/talker.v1.Tts/ListVoices',
+        return grpc.experimental.unary_unary(request, target, '/talker.v1.TtsService/ListVoices',
             talker_dot_v1_dot_tts__pb2.ListVoicesRequest.SerializeToString,
             talker_dot_v1_dot_tts__pb2.ListVoicesResponse.FromString,
             options, channel_credentials,

@@ -57,7 +57,7 @@ def stack(tmp_path_factory, otlp):
 def gateway(stack):
     channel = grpc.insecure_channel(stack.services["gateway"].target,
                                     options=[("grpc.max_receive_message_length", 64 << 20)])
-    yield gateway_pb2_grpc.GatewayStub(channel)
+    yield gateway_pb2_grpc.GatewayServiceStub(channel)
     channel.close()
 
 

@@ -33,7 +33,7 @@ class LlmProcess(ServiceProcess):
         if backend == "vllm":
             env["TALKER_THREADS"] = os.environ.get("TALKER_THREADS", "2")
         super().__init__(f"llm ({backend})", venv_name(backend), "services.llm", log, env)
-        self.stub = llm_pb2_grpc.LlmStub(self.channel)
+        self.stub = llm_pb2_grpc.LlmServiceStub(self.channel)
 
 
 def venv_name(backend: str) -> str:

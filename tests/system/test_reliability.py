@@ -178,8 +178,8 @@ CATALOGUE = [
      "config: sent twice"),
 ]
 
-STUBS = {"gateway": gateway_pb2_grpc.GatewayStub, "asr": asr_pb2_grpc.AsrStub, "llm": llm_pb2_grpc.LlmStub,
-         "tts": tts_pb2_grpc.TtsStub, "animator": animator_pb2_grpc.AnimatorStub}
+STUBS = {"gateway": gateway_pb2_grpc.GatewayServiceStub, "asr": asr_pb2_grpc.AsrServiceStub, "llm": llm_pb2_grpc.LlmServiceStub,
+         "tts": tts_pb2_grpc.TtsServiceStub, "animator": animator_pb2_grpc.AnimatorServiceStub}
 
 
 def good_call(stub, service: str) -> None:
@@ -245,7 +245,7 @@ def test_one_session_beyond_the_limit_is_refused_at_once_and_the_others_complete
     g = extra_gateway(stack, tmp_path, PORT_OFFSET + 60, TALKER_GATEWAY_MAX_SESSIONS=str(limit))
     try:
         with g.channel("gateway", [("grpc.max_receive_message_length", 64 << 20)]) as ch:
-            stub = gateway_pb2_grpc.GatewayStub(ch)
+            stub = gateway_pb2_grpc.GatewayServiceStub(ch)
             # hold `limit` sessions open: Converse streams that wait before their first turn
             gates = [threading.Event() for _ in range(limit)]
 
@@ -293,7 +293,7 @@ def test_sigterm_during_a_turn_lets_the_turn_finish(stack, tmp_path):
     g = extra_gateway(stack, tmp_path, PORT_OFFSET + 70, TALKER_GRACE_SECONDS="60")
     try:
         with g.channel("gateway", [("grpc.max_receive_message_length", 64 << 20)]) as ch:
-            stub = gateway_pb2_grpc.GatewayStub(ch)
+            stub = gateway_pb2_grpc.GatewayServiceStub(ch)
             events = stub.Ask(gateway_pb2.AskRequest(text="Tell me a short story about a dog.",
                                                      config=gateway_pb2.SessionConfig(max_reply_tokens=48)),
                               timeout=180)
@@ -366,11 +366,11 @@ def test_the_concurrency_limit_refuses_at_once_and_readiness_follows_saturation(
     port = free_port()
     g = extra_gateway(stack, tmp_path, PORT_OFFSET + 80, TALKER_MAX_CONCURRENT_RPCS="1",
                       TALKER_FAULT_DELAY_SECONDS="3", TALKER_HEALTH_PORT=str(port))
-    service = gateway_pb2.DESCRIPTOR.services_by_name["Gateway"].full_name
+    service = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
     try:
         assert health_of(port, service) == "SERVING"
         with g.channel("gateway", [("grpc.max_receive_message_length", 64 << 20)]) as ch:
-            stub = gateway_pb2_grpc.GatewayStub(ch)
+            stub = gateway_pb2_grpc.GatewayServiceStub(ch)
             with ThreadPoolExecutor(1) as pool:
                 first = pool.submit(story, stub, 8)
                 deadline = time.monotonic() + 10

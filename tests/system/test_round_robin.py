@@ -63,7 +63,7 @@ def balanced_gateway(stack, two_asr, tmp_path_factory):
         gw.wait_serving(60, names=("gateway",))
         with grpc.insecure_channel(gw.services["gateway"].target,
                                    options=[("grpc.max_receive_message_length", 64 << 20)]) as ch:
-            yield gateway_pb2_grpc.GatewayStub(ch)
+            yield gateway_pb2_grpc.GatewayServiceStub(ch)
     finally:
         gw.stop(("gateway",))
 

@@ -17,8 +17,8 @@ from tests.service_process import metric_sum
 pytestmark = pytest.mark.system
 
 EXPECTED_SERVICES = {
-    "asr": "talker.v1.Asr", "llm": "talker.v1.Llm", "tts": "talker.v1.Tts",
-    "animator": "talker.v1.Animator", "gateway": "talker.v1.Gateway",
+    "asr": "talker.v1.AsrService", "llm": "talker.v1.LlmService", "tts": "talker.v1.TtsService",
+    "animator": "talker.v1.AnimatorService", "gateway": "talker.v1.GatewayService",
 }
 
 

@@ -89,7 +89,7 @@ def ask(stub, metadata=(), text="Say hello.", timeout=120):
 
 def gateway_stub(stack: Stack, security: ClientSecurity):
     ch = security.channel(stack.services["gateway"].target, options=[("grpc.max_receive_message_length", 64 << 20)])
-    return ch, gateway_pb2_grpc.GatewayStub(ch)
+    return ch, gateway_pb2_grpc.GatewayServiceStub(ch)
 
 
 def test_a_turn_works_end_to_end_over_mutual_tls(tls_stack, keys):
@@ -122,7 +122,7 @@ def test_a_client_without_a_valid_certificate_is_refused(tls_stack, pki, keys, w
 
 def test_a_stage_answers_a_client_with_a_valid_certificate(tls_stack):
     with tls_stack.channel("tts") as ch:
-        voices = tts_pb2_grpc.TtsStub(ch).ListVoices(tts_pb2.ListVoicesRequest(), timeout=10)
+        voices = tts_pb2_grpc.TtsServiceStub(ch).ListVoices(tts_pb2.ListVoicesRequest(), timeout=10)
     assert voices.voices
 
 

@@ -55,7 +55,7 @@ class Service(ServiceProcess):
         env = dict(TALKER_TTS_BACKEND="coqui", TALKER_TTS_MODEL_PATH=str(model_dir / "model.pth"),
                    TALKER_TTS_CONFIG_PATH=str(model_dir / "config.json"), TALKER_TTS_DEVICE="cpu")
         super().__init__("tts (coqui)", "tts-coqui", "services.tts", log, {**env, **extra})
-        self.stub = tts_pb2_grpc.TtsStub(self.channel)
+        self.stub = tts_pb2_grpc.TtsServiceStub(self.channel)
 
 
 @pytest.fixture(scope="module")

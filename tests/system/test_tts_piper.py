@@ -33,7 +33,7 @@ LONG = ("When the morning fog finally lifted over the harbour, the fishermen, wh
 
 @pytest.fixture(scope="module")
 def tts(channel_to):
-    return tts_pb2_grpc.TtsStub(channel_to("tts"))
+    return tts_pb2_grpc.TtsServiceStub(channel_to("tts"))
 
 
 def scrape(stack) -> str:
@@ -54,7 +54,7 @@ def synthesize(tts, text: str, **kw):
 
 
 def transcribe(channel_to, audio: np.ndarray, rate: int) -> str:
-    asr = asr_pb2_grpc.AsrStub(channel_to("asr"))
+    asr = asr_pb2_grpc.AsrServiceStub(channel_to("asr"))
     pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
 
     def requests():
@@ -197,7 +197,7 @@ def test_a_long_piece_leaves_no_resident_buffers(tmp_path, shrink):
     s.start(("tts",))
     try:
         s.wait_serving(timeout=120, names=("tts",))
-        tts = tts_pb2_grpc.TtsStub(s.channel("tts"))
+        tts = tts_pb2_grpc.TtsServiceStub(s.channel("tts"))
         synthesize(tts, "Hello there, how are you today?")
         before = metric_sum(scrape(s), "process_resident_memory_bytes")
         audio, rate, times = synthesize(tts, LONG)                      # one piece of 290 characters

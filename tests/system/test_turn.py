@@ -50,7 +50,7 @@ def test_text_turn(gateway, tmp_path):
     assert len(s.reply.split()) >= 3, s.reply
     check_av(result, tmp_path)
     # Stages overlap: audio starts before the turn ends, frames shortly after the audio.
-    assert 0 < s.time_to_first_token <= s.time_to_first_audio <= s.time_to_first_frame < s.turn_seconds
+    assert 0 < s.time_to_first_token_seconds <= s.time_to_first_audio_seconds <= s.time_to_first_frame_seconds < s.turn_seconds
     assert {st.stage for st in s.stages} == {"llm", "tts", "animator"}
 
 
@@ -62,7 +62,7 @@ def test_spoken_turn(gateway, stack, tmp_path):
     assert wer(SPOKEN_QUESTION, s.transcript) <= 0.2, s.transcript
     assert s.reply.strip()
     assert {st.stage for st in s.stages} == {"asr", "llm", "tts", "animator"}
-    assert 0 < s.time_to_transcript < s.time_to_first_token
+    assert 0 < s.time_to_transcript_seconds < s.time_to_first_token_seconds
     check_av(result, tmp_path)
 
 

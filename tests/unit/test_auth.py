@@ -26,7 +26,7 @@ def bearer(key):
     (bearer(READ), grpc.StatusCode.PERMISSION_DENIED),
 ])
 def test_scopes_and_status(metadata, code):
-    result = Authenticator(KEYS).check("/talker.v1.Gateway/Converse", metadata)
+    result = Authenticator(KEYS).check("/talker.v1.GatewayService/Converse", metadata)
     assert (result and result[0]) == code
     if result:
         assert TALK not in result[1] and READ not in result[1]

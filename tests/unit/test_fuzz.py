@@ -14,7 +14,7 @@ from gateway.auth import Authenticator, bearer_token, parse_keys
 from gateway.config import GatewayConfig
 from gateway.metrics import GatewayMetrics
 from gateway.sentences import SentenceSplitter
-from gateway.service import GatewayServicer
+from gateway.service import GatewayServiceServicer
 from services.common.audio import read_wav
 from services.common.config import ConfigError
 from services.common.errors import InvalidArgument
@@ -105,7 +105,7 @@ def test_bearer_token_parses_any_metadata(metadata):
     token = bearer_token(metadata)
     assert token is None or (token and token == token.strip())
     auth = Authenticator(parse_keys("a:0123456789abcdef0123"))
-    result = auth.check("/talker.v1.Gateway/Ask", metadata)
+    result = auth.check("/talker.v1.GatewayService/Ask", metadata)
     assert result is None or result[0].name in ("UNAUTHENTICATED", "PERMISSION_DENIED")
     if result is None:
         assert token == "0123456789abcdef0123"
@@ -113,7 +113,7 @@ def test_bearer_token_parses_any_metadata(metadata):
 
 @pytest.fixture(scope="module")
 def servicer():
-    return GatewayServicer(GatewayConfig(), GatewayMetrics())
+    return GatewayServiceServicer(GatewayConfig(), GatewayMetrics())
 
 
 @FUZZ

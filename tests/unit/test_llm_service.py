@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry
 from services.common.errors import InvalidArgument, ResourceExhausted
 from services.llm.backend import BackendStats, Busy, LlmBackend, Piece
 from services.llm.config import LlmConfig
-from services.llm.service import LlmMetrics, LlmServicer
+from services.llm.service import LlmMetrics, LlmServiceServicer
 from talker.v1 import llm_pb2
 
 U, A, S = llm_pb2.ROLE_USER, llm_pb2.ROLE_ASSISTANT, llm_pb2.ROLE_SYSTEM
@@ -58,7 +58,7 @@ def make(config=None, **kw):
     backend = FakeBackend(config, **kw)
     metrics = LlmMetrics(CollectorRegistry())
     metrics.bind(backend)
-    return LlmServicer(config, backend, metrics), backend, metrics
+    return LlmServiceServicer(config, backend, metrics), backend, metrics
 
 
 def request(*msgs, **kw):

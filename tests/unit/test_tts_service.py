@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 from services.common.errors import ErrorInterceptor
 from services.tts.backend import StopFlag, TtsBackend, Voice
 from services.tts.config import TtsConfig
-from services.tts.service import TtsMetrics, TtsServicer
+from services.tts.service import TtsMetrics, TtsServiceServicer
 from talker.v1 import tts_pb2, tts_pb2_grpc
 
 RATE = 16000
@@ -48,16 +48,16 @@ def run(coro_fn, config: TtsConfig | None = None):
     backend = ToneBackend(config)
     backend.load()
     registry = CollectorRegistry()
-    servicer = TtsServicer(config, backend, TtsMetrics(registry))
+    servicer = TtsServiceServicer(config, backend, TtsMetrics(registry))
 
     async def main():
         server = grpc.aio.server(interceptors=[ErrorInterceptor()])
-        tts_pb2_grpc.add_TtsServicer_to_server(servicer, server)
+        tts_pb2_grpc.add_TtsServiceServicer_to_server(servicer, server)
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
-                return await coro_fn(tts_pb2_grpc.TtsStub(ch), backend)
+                return await coro_fn(tts_pb2_grpc.TtsServiceStub(ch), backend)
         finally:
             await server.stop(None)
 
