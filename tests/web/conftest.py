@@ -1,0 +1,155 @@
+"""The browser tests: the real stack, the web service as a process, headless Chromium driving the page.
+
+They run in .venv/web (aiohttp, aiortc, selenium); `make test-web` installs Chromium from Debian.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import tempfile
+import time
+import urllib.request
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.service_process import ROOT, VENV, free_port
+from tests.system.conftest import otlp, stack  # noqa: F401 - the shared stack fixtures
+
+CHROMIUM = os.environ.get("TALKER_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("TALKER_TEST_CHROMEDRIVER", "/usr/bin/chromedriver")
+QUESTION = "What is the capital of France?"
+LEAD_SECONDS = 1.0  # silence before the question in the fake microphone's WAV
+
+
+class WebService:
+    def __init__(self, gateway_target: str, log: Path, **env: str):
+        self.port, self.metrics_port = free_port(), free_port()
+        full = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", TALKER_WEB_HOST="127.0.0.1",
+                    TALKER_WEB_PORT=str(self.port), TALKER_WEB_METRICS_HOST="127.0.0.1",
+                    TALKER_WEB_METRICS_PORT=str(self.metrics_port), TALKER_WEB_GATEWAY_TARGET=gateway_target)
+        full.update(env)
+        self.log = log
+        with open(log, "wb") as out:
+            self.proc = subprocess.Popen([str(VENV / "web" / "bin" / "python"), "-m", "web"], cwd=ROOT, env=full,
+                                         stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.url}/readyz", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"web did not become ready:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as resp:
+            return resp.read().decode()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def web_service(stack, tmp_path_factory):  # noqa: F811
+    # Push-to-talk until the gateway's hands-free mode is in: the page's Send ends each turn.
+    svc = WebService(stack.services["gateway"].target, tmp_path_factory.mktemp("web") / "web.log",
+                     TALKER_WEB_MAX_SESSIONS="2", TALKER_WEB_TURN_DETECTION="client")
+    yield svc
+    svc.stop()
+
+
+def with_silence(wav: bytes, lead: float, tail: float) -> bytes:
+    with wave.open(io.BytesIO(wav)) as w:
+        rate, width, channels = w.getframerate(), w.getsampwidth(), w.getnchannels()
+        pcm = w.readframes(w.getnframes())
+    pad = lambda s: b"\0" * (int(rate * s) * width * channels)  # noqa: E731
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setframerate(rate)
+        w.setsampwidth(width)
+        w.setnchannels(channels)
+        w.writeframes(pad(lead) + pcm + pad(tail))
+    return out.getvalue()
+
+
+@pytest.fixture(scope="session")
+def question_wav(stack, tmp_path_factory):  # noqa: F811
+    """The question spoken by the stack's TTS, after a second of silence: (path, end of speech in seconds)."""
+    wav = stack.speak(QUESTION)
+    with wave.open(io.BytesIO(wav)) as w:
+        seconds = w.getnframes() / w.getframerate()
+    path = tmp_path_factory.mktemp("wav") / "question.wav"
+    path.write_bytes(with_silence(wav, LEAD_SECONDS, 1.0))
+    return path, LEAD_SECONDS + seconds
+
+
+@pytest.fixture
+def browser():
+    """Opens headless Chromium pages with a fake microphone playing a WAV; quits them all afterwards."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    drivers = []
+
+    def open_(url: str, wav: Path):
+        options = webdriver.ChromeOptions()
+        options.binary_location = CHROMIUM
+        for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                     f"--use-file-for-fake-audio-capture={wav}%noloop", "--allow-loopback-in-peer-connection",
+                     "--disable-features=WebRtcHideLocalIpsWithMdns", "--autoplay-policy=no-user-gesture-required",
+                     "--window-size=480,800", f"--user-data-dir={tempfile.mkdtemp(prefix='talker-chromium-')}"):
+            options.add_argument(flag)
+        driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+        drivers.append(driver)
+        driver.get(url)
+        return driver
+
+    yield open_
+    for d in drivers:
+        try:
+            d.quit()
+        except Exception:  # noqa: BLE001 - already gone
+            pass
+
+
+def wait_for(driver, script: str, timeout: float, what: str):
+    """Polls ``return <script>`` in the page until it is truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = driver.execute_script(f"return {script}")
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            state = driver.execute_script("return [talker.state, talker.message, talker.transport]")
+            raise AssertionError(f"{what}: not within {timeout:.0f} s (page state {state})")
+        time.sleep(0.1)
+
+
+# The default portrait's mouth in the page's 64x64 grey samples (talker.sample()): rows, columns.
+MOUTH = (slice(27, 37), slice(25, 40))
+
+
+def picture_change(samples: list[list[int]], region=(slice(None), slice(None))) -> float:
+    """The largest mean absolute difference, within ``region``, between any two grey samples and the first."""
+    arr = np.asarray(samples, np.float32).reshape(len(samples), 64, 64)[:, region[0], region[1]]
+    return float(np.abs(arr[1:] - arr[0]).mean(axis=(1, 2)).max())
