@@ -1,6 +1,6 @@
 """``talker``: talk to a digital human from the command line, and run the local stack.
 
-    talker up                      start the five services, wait until all are SERVING
+    talker up                      start the five services (and the web page), wait until all are SERVING
     talker ask "Hello there"       one turn from text -> out/reply.mp4
     talker ask --wav question.wav  one turn from speech
     talker status | down
@@ -28,10 +28,16 @@ def _progress(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def _stack() -> Stack:
+    """The local stack, with the web page when its environment is installed (make setup builds it)."""
+    probe = Stack()
+    return Stack(web=(probe.venv_dir / "web" / "bin" / "python").exists())
+
+
 def cmd_up(args) -> int:
-    stack = Stack()
+    stack = _stack()
     stack.start()
-    _progress("starting asr, llm, tts, animator, gateway (logs in out/stack/*.log) ...")
+    _progress(f"starting {', '.join(stack.services)} (logs in out/stack/*.log) ...")
     t0 = time.monotonic()
     stack.wait_serving(args.timeout, progress=lambda n: _progress(f"  {n:9s} SERVING after "
                                                                     f"{time.monotonic() - t0:.1f} s"))
@@ -42,22 +48,33 @@ def cmd_up(args) -> int:
 def print_endpoints(stack: Stack) -> None:
     print("\nTalker is up:")
     for name, svc in stack.services.items():
-        print(f"  {name:9s} gRPC {svc.target:16s} metrics {svc.metrics_url}")
+        print(f"  {name:9s} {_protocol(name)} {svc.target:16s} metrics {svc.metrics_url}")
+    _print_page(stack)
+
+
+def _protocol(name: str) -> str:
+    return "HTTP" if name == "web" else "gRPC"
+
+
+def _print_page(stack: Stack) -> None:
+    if "web" in stack.services:
+        print(f"\nOpen {stack.web_url} in a browser on this machine and press Start to talk to the avatar.")
 
 
 def cmd_down(args) -> int:
-    Stack().stop()
+    Stack(web=True).stop()
     _progress("stopped")
     return 0
 
 
 def cmd_status(args) -> int:
-    stack = Stack()
+    stack = _stack()
     worst = 0
     for name, svc in stack.services.items():
         status = stack.health(name)
         worst = worst or int(status != "SERVING")
-        print(f"{name:9s} {status:12s} gRPC {svc.target:16s} metrics {svc.metrics_url}")
+        print(f"{name:9s} {status:12s} {_protocol(name)} {svc.target:16s} metrics {svc.metrics_url}")
+    _print_page(stack)
     return worst
 
 

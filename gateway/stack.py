@@ -12,6 +12,8 @@ import os
 import signal
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -32,6 +34,9 @@ SERVICES = {
     "gateway": ("gateway", 50051, 9101),
 }
 STAGES = ("asr", "llm", "tts", "animator")
+# The browser edge: HTTP (the page, WebRTC signalling, WebSocket) instead of gRPC, and optional
+# (``Stack(web=True)``, as `talker up` does when .venv/web exists).
+WEB = ("web", 8080, 9106)
 
 
 @dataclasses.dataclass
@@ -65,7 +70,7 @@ class ServiceProcess:
 class Stack:
     def __init__(self, run_dir: Path | None = None, port_offset: int = 0, venv_dir: Path | None = None,
                  env: dict[str, str] | None = None, service_env: dict[str, dict[str, str]] | None = None,
-                 client: ClientSecurity | None = None):
+                 client: ClientSecurity | None = None, web: bool = False):
         self.run_dir = Path(run_dir or ROOT / "out" / "stack")
         self.venv_dir = Path(venv_dir or os.environ.get("TALKER_VENV_DIR", ROOT / ".venv"))
         self.env = dict(env or {})  # for every service
@@ -77,6 +82,15 @@ class Stack:
                                  self.run_dir / f"{name}.pid", self.run_dir / f"{name}.log")
             for name, (_, g, m) in SERVICES.items()
         }
+        self.modules = {name: module for name, (module, _, _) in SERVICES.items()}
+        if web:
+            self.modules["web"] = WEB[0]
+            self.services["web"] = ServiceProcess("web", WEB[1] + port_offset, WEB[2] + port_offset,
+                                                  self.run_dir / "web.pid", self.run_dir / "web.log")
+
+    @property
+    def web_url(self) -> str:
+        return f"http://127.0.0.1:{self.services['web'].grpc_port}/"
 
     def python(self, name: str) -> Path:
         return self.venv_dir / name / "bin" / "python"
@@ -95,6 +109,11 @@ class Stack:
         if name == "asr":
             # Whisper decodes while the rest of its turn waits for the transcript, so it may use both cores.
             env["TALKER_THREADS"] = os.environ.get("TALKER_ASR_THREADS", "2")
+        if name == "web":
+            # On this machine only: localhost is a secure context, so browsers allow the microphone.
+            env.update({"TALKER_WEB_HOST": "127.0.0.1", "TALKER_WEB_PORT": str(svc.grpc_port),
+                        "TALKER_WEB_METRICS_HOST": "127.0.0.1", "TALKER_WEB_METRICS_PORT": str(svc.metrics_port),
+                        "TALKER_WEB_GATEWAY_TARGET": self.services["gateway"].target})
         if name == "gateway":
             for stage in STAGES:
                 env[f"TALKER_GATEWAY_{stage.upper()}_TARGET"] = self.services[stage].target
@@ -107,7 +126,7 @@ class Stack:
 
     def start(self, names: tuple[str, ...] | None = None) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        for name in names or tuple(SERVICES):
+        for name in names or tuple(self.services):
             svc = self.services[name]
             if svc.pid():
                 continue
@@ -115,7 +134,7 @@ class Stack:
             if not python.exists():
                 raise SystemExit(f"{name}: {python} is missing; run `make setup` first")
             log = open(svc.log_file, "ab")
-            proc = subprocess.Popen([str(python), "-m", SERVICES[name][0]], cwd=ROOT, env=self.service_env(name),
+            proc = subprocess.Popen([str(python), "-m", self.modules[name]], cwd=ROOT, env=self.service_env(name),
                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
             svc.proc = proc
             svc.pid_file.write_text(str(proc.pid))
@@ -131,6 +150,14 @@ class Stack:
         return write_wav(pcm16_to_float(b"".join(c.audio.pcm for c in chunks)), chunks[0].audio.sample_rate)
 
     def health(self, name: str, timeout: float = 1.0) -> str:
+        if name == "web":
+            try:
+                with urllib.request.urlopen(self.web_url + "readyz", timeout=timeout):
+                    return "SERVING"
+            except urllib.error.HTTPError:
+                return "NOT_SERVING"
+            except OSError:
+                return "DOWN"
         with self.channel(name) as ch:
             try:
                 resp = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=""),
@@ -140,7 +167,7 @@ class Stack:
                 return "DOWN" if exc.code() == grpc.StatusCode.UNAVAILABLE else exc.code().name
 
     def wait_serving(self, timeout: float = 300.0, names: tuple[str, ...] | None = None, progress=None) -> None:
-        pending = set(names or SERVICES)
+        pending = set(names or self.services)
         deadline = time.monotonic() + timeout
         while pending:
             for name in sorted(pending):
@@ -158,7 +185,7 @@ class Stack:
                 time.sleep(0.25)
 
     def stop(self, names: tuple[str, ...] | None = None, timeout: float = 20.0) -> None:
-        order = names or ("gateway", *STAGES)
+        order = names or (*(("web",) if "web" in self.services else ()), "gateway", *STAGES)
         for name in order:
             pid = self.services[name].pid()
             if pid:

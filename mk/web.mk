@@ -15,6 +15,9 @@ $(VENV)/web/.installed: web/requirements.txt web/requirements-test.txt requireme
 	$(VENV)/web/bin/pip install $(PIP_FLAGS) -r web/requirements-test.txt -r requirements-test.txt
 	touch $@
 
+# `make up` / `make demo` start the page too (talker up includes it when .venv/web exists).
+up: $(VENV)/web/.installed
+
 # Debian's Chromium and its WebDriver (the browser tests drive /usr/bin/chromium).
 chromium:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { apt-get update -qq && \

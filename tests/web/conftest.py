@@ -127,6 +127,7 @@ def browser():
     yield open_
     for d in drivers:
         try:
+            d.get("about:blank")  # leave the page as a closing tab does (pagehide), then quit
             d.quit()
         except Exception:  # noqa: BLE001 - already gone
             pass

@@ -293,9 +293,10 @@ async function start() {
       }
     }
     if (!conn) { conn = await startWs(options); talker.transport = "ws"; }
-    if (talker.closed) { const state = talker.state; teardown(); setState(state); return; }  // e.g. busy
+    const opened = conn;
     mic = await navigator.mediaDevices.getUserMedia({ audio: MIC });
-    await conn.attachMic(mic);
+    if (talker.closed || conn !== opened) { const state = talker.state; teardown(); setState(state); return; }  // e.g. busy
+    await opened.attachMic(mic);
     talker.micStartedAt = performance.now();
     $("transport").textContent = talker.transport === "ws" ? "WebSocket" : "WebRTC";
     $("stop").disabled = false;
