@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import os
 import subprocess
-import tempfile
 import time
 import urllib.request
 import wave
@@ -19,9 +18,8 @@ import pytest
 
 from tests.service_process import ROOT, VENV, free_port
 from tests.system.conftest import otlp, stack  # noqa: F401 - the shared stack fixtures
+from tests.web.chromium import chromium, close, with_silence
 
-CHROMIUM = os.environ.get("TALKER_TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMEDRIVER = os.environ.get("TALKER_TEST_CHROMEDRIVER", "/usr/bin/chromedriver")
 QUESTION = "What is the capital of France?"
 LEAD_SECONDS = 1.0  # silence before the question in the fake microphone's WAV
 
@@ -76,20 +74,6 @@ def web_service(stack, tmp_path_factory):  # noqa: F811
     svc.stop()
 
 
-def with_silence(wav: bytes, lead: float, tail: float) -> bytes:
-    with wave.open(io.BytesIO(wav)) as w:
-        rate, width, channels = w.getframerate(), w.getsampwidth(), w.getnchannels()
-        pcm = w.readframes(w.getnframes())
-    pad = lambda s: b"\0" * (int(rate * s) * width * channels)  # noqa: E731
-    out = io.BytesIO()
-    with wave.open(out, "wb") as w:
-        w.setframerate(rate)
-        w.setsampwidth(width)
-        w.setnchannels(channels)
-        w.writeframes(pad(lead) + pcm + pad(tail))
-    return out.getvalue()
-
-
 @pytest.fixture(scope="session")
 def question_wav(stack, tmp_path_factory):  # noqa: F811
     """The question spoken by the stack's TTS, after a second of silence: (path, end of speech in seconds)."""
@@ -103,34 +87,16 @@ def question_wav(stack, tmp_path_factory):  # noqa: F811
 
 @pytest.fixture
 def browser():
-    """Opens headless Chromium pages with a fake microphone playing a WAV; quits them all afterwards."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
+    """Opens headless Chromium pages with a fake microphone playing a WAV; leaves and quits them afterwards."""
     drivers = []
 
     def open_(url: str, wav: Path):
-        options = webdriver.ChromeOptions()
-        options.binary_location = CHROMIUM
-        for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                     "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                     f"--use-file-for-fake-audio-capture={wav}%noloop", "--allow-loopback-in-peer-connection",
-                     "--disable-features=WebRtcHideLocalIpsWithMdns", "--autoplay-policy=no-user-gesture-required",
-                     "--window-size=480,800", f"--user-data-dir={tempfile.mkdtemp(prefix='talker-chromium-')}"):
-            options.add_argument(flag)
-        driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
-        drivers.append(driver)
-        driver.get(url)
-        return driver
+        drivers.append(chromium(url, wav))
+        return drivers[-1]
 
     yield open_
     for d in drivers:
-        try:
-            d.get("about:blank")  # leave the page as a closing tab does (pagehide), then quit
-            d.quit()
-        except Exception:  # noqa: BLE001 - already gone
-            pass
+        close(d)
 
 
 def wait_for(driver, script: str, timeout: float, what: str):
