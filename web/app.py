@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import secrets
@@ -15,10 +16,9 @@ from urllib.parse import urlsplit
 import grpc
 from aiohttp import web
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from prometheus_client import start_http_server
 
-from services.common import tracing
-from services.common.config import ConfigError, from_env
+from services.common import metrics_server, tracing
+from services.common.config import ConfigError, ServerConfig, from_env
 from web.bridge import pump
 from web.config import WebConfig
 from web.metrics import WebMetrics
@@ -232,7 +232,14 @@ def main() -> None:
                         format="%(asctime)s web %(levelname)s %(name)s: %(message)s")
     tracing.setup("web", VERSION)
     metrics = WebMetrics()
-    start_http_server(config.metrics_port, addr=config.metrics_host)
+    # /metrics as every service serves it (TALKER_METRICS_BASIC_AUTH_FILE, TALKER_METRICS_TLS_*), on the web ports.
+    try:
+        server = dataclasses.replace(from_env(ServerConfig, "TALKER_"), metrics_port=config.metrics_port,
+                                     metrics_host=config.metrics_host)
+        metrics_server.start(server)
+    except ConfigError as exc:
+        print(f"web: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     context = None
     if config.tls_cert_file:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

@@ -19,6 +19,9 @@ class WebConfig:
     # verify instead of the target's host.
     gateway_tls_ca_file: str = ""
     gateway_tls_server_name: str = ""
+    # A client certificate and key for the gateway's mutual TLS.
+    gateway_tls_client_cert_file: str = ""
+    gateway_tls_client_key_file: str = ""
     # Browser sessions at once; one more gets HTTP 503 ("busy").
     max_sessions: int = 4
     # The page asks its user for an API key and the service forwards it to the gateway as
@@ -57,6 +60,10 @@ class WebConfig:
         require(1 <= self.fps <= 60, f"TALKER_WEB_FPS={self.fps}: must be 1..60")
         require(0.5 <= self.ice_timeout_seconds <= 60,
                 f"TALKER_WEB_ICE_TIMEOUT_SECONDS={self.ice_timeout_seconds}: must be 0.5..60")
+        require(bool(self.gateway_tls_client_cert_file) == bool(self.gateway_tls_client_key_file),
+                "TALKER_WEB_GATEWAY_TLS_CLIENT_CERT_FILE and TALKER_WEB_GATEWAY_TLS_CLIENT_KEY_FILE go together")
+        require(not self.gateway_tls_client_cert_file or bool(self.gateway_tls_ca_file),
+                "TALKER_WEB_GATEWAY_TLS_CLIENT_CERT_FILE needs TALKER_WEB_GATEWAY_TLS_CA_FILE (mTLS is TLS first)")
         require(bool(self.tls_cert_file) == bool(self.tls_key_file),
                 "TALKER_WEB_TLS_CERT_FILE and TALKER_WEB_TLS_KEY_FILE must be set together")
         for url in self.ice_servers:

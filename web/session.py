@@ -17,6 +17,7 @@ import grpc
 from opentelemetry import trace
 
 from services.common import tracing
+from services.common.config import read_setting_file
 from talker.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc
 from web.config import WebConfig
 
@@ -68,8 +69,12 @@ def open_channel(config: WebConfig) -> grpc.aio.Channel:
         options.append(("grpc.ssl_target_name_override", config.gateway_tls_server_name))
     interceptors = tracing.client_interceptors()
     if config.gateway_tls_ca_file:
-        with open(config.gateway_tls_ca_file, "rb") as f:
-            creds = grpc.ssl_channel_credentials(root_certificates=f.read())
+        def read(setting: str, path: str) -> bytes | None:
+            return read_setting_file(setting, path) if path else None
+        creds = grpc.ssl_channel_credentials(
+            root_certificates=read("TALKER_WEB_GATEWAY_TLS_CA_FILE", config.gateway_tls_ca_file),
+            private_key=read("TALKER_WEB_GATEWAY_TLS_CLIENT_KEY_FILE", config.gateway_tls_client_key_file),
+            certificate_chain=read("TALKER_WEB_GATEWAY_TLS_CLIENT_CERT_FILE", config.gateway_tls_client_cert_file))
         return grpc.aio.secure_channel(config.gateway_target, creds, options=options, interceptors=interceptors)
     return grpc.aio.insecure_channel(config.gateway_target, options=options, interceptors=interceptors)
 

@@ -19,7 +19,7 @@ HELM = Path(os.environ.get("HELM", ROOT / ".venv" / "tools" / "bin" / "helm"))
 KUBECTL = Path(os.environ.get("KUBECTL", ROOT / ".venv" / "tools" / "bin" / "kubectl"))
 RELEASE = "talker"
 NAMESPACE = "talker"
-SERVICES = ("animator", "asr", "gateway", "llm", "tts")
+SERVICES = ("animator", "asr", "gateway", "llm", "tts", "web")
 STAGES = ("asr", "llm", "tts", "animator")
 # The APIs of the Prometheus Operator and KEDA, announced as a cluster that has them would.
 CRD_APIS = ("monitoring.coreos.com/v1/ServiceMonitor", "monitoring.coreos.com/v1/PrometheusRule",

@@ -39,10 +39,10 @@ CUSTOM = {
 # The chart's kubeVersion floor and the newest schemas kubernetes-validate ships.
 K8S_VERSIONS = ("1.27.0", kubernetes_validate.utils.latest_version())
 PORTS = {"gateway": (50051, 9101), "asr": (50052, 9102), "llm": (50053, 9103), "tts": (50054, 9104),
-         "animator": (50055, 9105)}
+         "animator": (50055, 9105), "web": (8080, 9106)}  # web: its HTTP port
 GPU_SCENARIOS = ("gpu-llm-values.yaml", "values-gpu-llm.yaml")
 MODULES = {"gateway": "gateway", "asr": "services.asr", "llm": "services.llm", "tts": "services.tts",
-           "animator": "services.animator"}
+           "animator": "services.animator", "web": "web"}
 
 
 def custom_schema(api_version: str, kind: str) -> dict:
@@ -61,7 +61,7 @@ def test_every_scenario_renders_every_kind_it_should(scenario):
     name, objects = scenario
     kinds = {o["kind"] for o in objects}
     assert {"Deployment", "Service"} <= kinds
-    assert len(by_kind(objects, "Deployment")) == len(SERVICES)
+    assert len(by_kind(objects, "Deployment")) == len(SERVICES)  # the web page is one of them
     if name != "minimal-values.yaml":
         assert {"ServiceMonitor", "PrometheusRule", "ConfigMap", "NetworkPolicy", "PodDisruptionBudget",
                 "ServiceAccount"} <= kinds
@@ -133,6 +133,13 @@ def test_ports_modules_and_environment_follow_the_design(scenario):
         c = container(dep)
         grpc_port, metrics_port = PORTS[comp]
         env = env_of(dep)
+        if comp == "web":  # HTTP: the page, /offer, /ws; a gRPC client of the gateway only
+            assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"http": grpc_port, "metrics": metrics_port}
+            assert c["command"] == ["python", "-m", "web"]
+            assert env["TALKER_WEB_PORT"] == str(grpc_port) and env["TALKER_WEB_METRICS_PORT"] == str(metrics_port)
+            assert env["TALKER_WEB_GATEWAY_TARGET"].endswith("talker-gateway:50051")
+            assert "TALKER_GRPC_PORT" not in env and "TALKER_TLS_CERT_FILE" not in env
+            continue
         expected = {"grpc": grpc_port, "metrics": metrics_port}
         if "TALKER_TLS_CERT_FILE" in env:  # gRPC TLS: a plaintext health-only port for the probes
             expected["health"] = int(env["TALKER_HEALTH_PORT"])
@@ -198,6 +205,11 @@ def test_probes_are_native_grpc_on_the_grpc_port_with_room_for_model_load(scenar
     for dep in by_kind(objects, "Deployment").values():
         c = container(dep)
         ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+        if component(dep) == "web":  # HTTP probes: alive, and ready while the gateway is SERVING
+            assert [c[p]["httpGet"] for p in ("startupProbe", "readinessProbe", "livenessProbe")] == [
+                {"path": "/healthz", "port": "http"}, {"path": "/readyz", "port": "http"},
+                {"path": "/healthz", "port": "http"}]
+            continue
         # with gRPC TLS the kubelet (no TLS) probes the plaintext health-only port
         port = ports.get("health", ports["grpc"])
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
@@ -205,7 +217,7 @@ def test_probes_are_native_grpc_on_the_grpc_port_with_room_for_model_load(scenar
             want = {"port": port}  # service "" = the whole server
             if probe == "readinessProbe" and "health" in ports:
                 # the stage's own service: NOT_SERVING while saturated
-                want["service"] = f"talker.v1.{component(dep).title()}"
+                want["service"] = f"talker.v1.{component(dep).title()}Service"
             assert c[probe]["grpc"] == want, probe
         start = c["startupProbe"]
         budget = start["periodSeconds"] * start["failureThreshold"]
@@ -306,6 +318,12 @@ def test_network_policies_admit_exactly_what_they_should(scenario):
     prometheus_elsewhere = Pod("default", dict(prometheus.labels))
     for comp, pod in pods.items():
         assert sum(1 for p in policies if p["spec"]["podSelector"]["matchLabels"].items() <= pod.labels.items()) == 1
+        if comp == "web":
+            # the page: anyone (a browser, an ingress) on its HTTP port; metrics like every service
+            assert ingress_allowed(policies, stranger_other_ns, pod, pod.ports["http"])
+            assert ingress_allowed(policies, prometheus, pod, pod.ports["metrics"])
+            assert not ingress_allowed(policies, stranger_other_ns, pod, pod.ports["metrics"])
+            continue
         grpc_port, metrics_port = pod.ports["grpc"], pod.ports["metrics"]
         # metrics: only from the monitoring namespace(s)
         assert ingress_allowed(policies, prometheus, pod, metrics_port), comp
@@ -319,23 +337,28 @@ def test_network_policies_admit_exactly_what_they_should(scenario):
                 ingress_ns = Pod("ingress-nginx", {"app": "ingress"})
                 assert ingress_allowed(policies, ingress_ns, pod, grpc_port)
                 assert not ingress_allowed(policies, stranger_other_ns, pod, grpc_port)
+                assert ingress_allowed(policies, pods["web"], pod, grpc_port), "the web page reaches the gateway"
             else:
                 assert ingress_allowed(policies, stranger_other_ns, pod, grpc_port)
             continue
         # a stage's gRPC port: the gateway only, and the gateway may send there
         assert connects(policies, pods["gateway"], pod, grpc_port), comp
         for other in (stranger_same_ns, stranger_other_ns, prometheus,
-                      *(p for c, p in pods.items() if c not in (comp, "gateway"))):
+                      *(p for c, p in pods.items() if c not in (comp, "gateway", "web"))):
             assert not ingress_allowed(policies, other, pod, grpc_port), (comp, other)
-    # egress: DNS for everyone; stages call nobody; the gateway reaches only the stages' gRPC ports
+    # egress: DNS for everyone; stages call nobody; the gateway reaches only the stages' gRPC ports, the
+    # web page only the gateway's
     dns = Pod("kube-system", {"k8s-app": "kube-dns"})
     internet = Pod("elsewhere", {})
     for comp, pod in pods.items():
         assert egress_allowed(policies, pod, dns, 53, "UDP") and egress_allowed(policies, pod, dns, 53, "TCP")
         assert not egress_allowed(policies, pod, internet, 443)
         for target_comp, target in pods.items():
-            allowed = egress_allowed(policies, pod, target, target.ports["grpc"])
-            assert allowed == (comp == "gateway" and target_comp != "gateway"), (comp, target_comp)
+            port = target.ports.get("grpc", target.ports.get("http"))
+            allowed = egress_allowed(policies, pod, target, port)
+            expected = (comp == "gateway" and target_comp not in ("gateway", "web")) or \
+                (comp == "web" and target_comp == "gateway")
+            assert allowed == expected, (comp, target_comp)
 
 
 # --- capabilities, autoscaling, monitoring content ---------------------------------------------------------
@@ -431,6 +454,7 @@ def test_a_service_can_switch_off_what_the_defaults_switch_on():
 def test_notes_list_the_port_forward_commands():
     text = notes()
     assert f"kubectl -n {NAMESPACE} port-forward svc/talker-gateway 50051:50051" in text
+    assert f"kubectl -n {NAMESPACE} port-forward svc/talker-web 8080:8080" in text
     for comp, (_, metrics_port) in PORTS.items():
         assert f"kubectl -n {NAMESPACE} port-forward svc/talker-{comp} {metrics_port}:{metrics_port}" in text
 

@@ -20,7 +20,7 @@ UID = VALUES["podSecurityContext"]["runAsUser"]
 
 
 def dockerfile(name: str) -> Path:
-    return ROOT / ("gateway" if name == "gateway" else f"services/{name}") / "Dockerfile"
+    return ROOT / (name if name in ("gateway", "web") else f"services/{name}") / "Dockerfile"
 
 
 def instructions(path: Path) -> list[tuple[str, str]]:
@@ -69,7 +69,7 @@ def test_dockerfile_is_multi_stage_from_python_slim(name):
 @pytest.mark.parametrize("name", SERVICES)
 def test_dependencies_come_only_from_the_services_lock(name):
     build, *_, final = stages(dockerfile(name))
-    lock_dir = "gateway" if name == "gateway" else f"services/{name}"
+    lock_dir = name if name in ("gateway", "web") else f"services/{name}"
     copies = [args for word, args in build if word == "COPY"]
     assert any(a.split()[0] in (f"{lock_dir}/requirements.txt", f"{lock_dir}/requirements*.txt") for a in copies)
     runs = ";".join(args for word, args in build if word == "RUN")
@@ -90,6 +90,13 @@ def test_dependencies_come_only_from_the_services_lock(name):
     assert ("COPY", "--from=build /opt/venv /opt/venv") in final
 
 
+def main_port(name: str, cfg: dict) -> tuple[int, str, str]:
+    """(the service's own port, the variables naming it and its metrics port): gRPC, or the web page's HTTP."""
+    if "httpPort" in cfg:
+        return cfg["httpPort"], f"TALKER_{name.upper()}_PORT", f"TALKER_{name.upper()}_METRICS_PORT"
+    return cfg["grpcPort"], "TALKER_GRPC_PORT", "TALKER_METRICS_PORT"
+
+
 @pytest.mark.parametrize("name", SERVICES)
 def test_runtime_stage_runs_the_module_as_non_root_on_the_charts_ports(name):
     final = stages(dockerfile(name))[-1]
@@ -98,11 +105,12 @@ def test_runtime_stage_runs_the_module_as_non_root_on_the_charts_ports(name):
     assert users and users[-1] == f"{UID}:{UID}", "numeric non-root user (runAsNonRoot can verify it)"
     assert any(w == "RUN" and f"--uid {UID}" in a for w, a in final)
     exposed = {int(p) for w, a in final if w == "EXPOSE" for p in a.split()}
-    assert exposed == {cfg["grpcPort"], cfg["metricsPort"]}
+    port, port_var, metrics_var = main_port(name, cfg)
+    assert exposed == {port, cfg["metricsPort"]}
     (cmd,) = [a for w, a in final if w == "CMD"]
     assert yaml.safe_load(cmd) == ["python", "-m", cfg["module"]]
     env = " ".join(a for w, a in final if w == "ENV")
-    assert f"TALKER_GRPC_PORT={cfg['grpcPort']}" in env and f"TALKER_METRICS_PORT={cfg['metricsPort']}" in env
+    assert f"{port_var}={port}" in env and f"{metrics_var}={cfg['metricsPort']}" in env
     assert "PYTHONPATH=/app" in env and "HOME=/tmp" in env  # /tmp is the writable emptyDir/tmpfs
     assert any(w == "HEALTHCHECK" for w, _ in final)
 
@@ -150,7 +158,8 @@ def test_compose_matches_the_images_and_the_chart():
         assert (ROOT / svc["build"]["context"] / svc["build"]["dockerfile"]) == dockerfile(name)
         assert svc["read_only"] is True and svc["user"] == f"{UID}:{UID}" and svc["cap_drop"] == ["ALL"]
         env = svc["environment"]
-        assert env["TALKER_GRPC_PORT"] == str(cfg["grpcPort"]) and env["TALKER_METRICS_PORT"] == str(cfg["metricsPort"])
+        port, port_var, metrics_var = main_port(name, cfg)
+        assert env[port_var] == str(port) and env[metrics_var] == str(cfg["metricsPort"])
         for port in svc.get("ports", []):
             assert port.startswith("127.0.0.1:"), f"{name}: {port} would be public"
     gw = services["gateway"]["environment"]
