@@ -52,7 +52,9 @@ def extra_asr(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def prom(stack, extra_asr, tmp_path_factory):
-    objects = render_chart("metrics.serviceMonitor.force=true", "metrics.prometheusRule.force=true")
+    # The web page is not part of this stack (its metrics are checked by tests/web and the chart tests).
+    objects = render_chart("metrics.serviceMonitor.force=true", "metrics.prometheusRule.force=true",
+                           "services.web.enabled=false")
     ports = {name: [svc.metrics_port] for name, svc in stack.services.items()}
     ports["asr"].append(extra_asr.services["asr"].metrics_port)
     workdir = tmp_path_factory.mktemp("prometheus")
