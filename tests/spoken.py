@@ -7,15 +7,15 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
-from services.common.audio import float_to_pcm16, read_wav, resample
+from gateway.client import MICROPHONE_CHUNK_SECONDS, microphone_chunks
+from services.common.audio import read_wav, resample
 
 RATE = 16000
-CHUNK_SECONDS = 0.02  # what a microphone callback delivers
+CHUNK_SECONDS = MICROPHONE_CHUNK_SECONDS
 
 # Short spoken questions of the kind people ask the avatar, with their texts (the references for WER).
 QUESTIONS = (
@@ -80,12 +80,6 @@ def concat(*parts: np.ndarray) -> np.ndarray:
     return np.concatenate(parts).astype(np.float32)
 
 
-def realtime_chunks(samples: np.ndarray, rate: int = RATE, speed: float = 1.0):
+def realtime_chunks(samples: np.ndarray, rate: int = RATE):
     """PCM16 chunks of `samples`, each yielded when a live microphone would have delivered it."""
-    step = int(CHUNK_SECONDS * rate)
-    t0 = time.monotonic()
-    for i in range(0, samples.size, step):
-        wait = t0 + (i / rate) / speed - time.monotonic()
-        if wait > 0:
-            time.sleep(wait)
-        yield float_to_pcm16(samples[i:i + step])
+    return microphone_chunks(samples, rate)

@@ -4,6 +4,9 @@ Pure logic, fed one VAD frame at a time; the service runs the models and the sem
 A turn starts once speech has lasted `speech_start_seconds`. After `pause_seconds` of silence the
 state machine asks for the semantic check (``Check``): a "complete" verdict ends the turn there;
 otherwise the turn goes on, and ends at `silence_cap_seconds` of silence whatever was said.
+The semantic check is smart-turn's verdict on the audio and, when that says "complete", the
+transcript of the pause (`unfinished`): on synthetic voices smart-turn alone scored a pause after
+"I would like to know the capital of" anywhere from 0.53 to 0.79.
 """
 
 from __future__ import annotations
@@ -13,6 +16,20 @@ import dataclasses
 from services.asr.config import AsrConfig
 
 SEMANTIC, SILENCE_CAP, STREAM_END = "semantic", "silence_cap", "stream_end"
+
+# English words a sentence does not end on (articles, prepositions, conjunctions).
+_DANGLING_EN = frozenset("""a an the of to in on at for with from by about into than and or but so because
+if that my your our their his her its is are was were""".split())
+
+
+def unfinished(text: str, language: str = "en") -> bool:
+    """The transcript at a pause reads as cut off: Whisper ends it with an ellipsis, or (English) its
+    last word is one no sentence ends on."""
+    text = text.strip()
+    if not text or text.endswith(("...", "\u2026")):
+        return True
+    words = text.rstrip(".?!,;: ").lower().split()
+    return bool(language.startswith("en") and words and words[-1] in _DANGLING_EN)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from services.asr.detectors import FRAME, RATE, StreamingVad
-from services.asr.endpointing import Check, Ended, Endpointer, Started
+from services.asr.endpointing import Check, Ended, Endpointer, Started, unfinished
 from services.common.audio import pcm16_to_float, resample
 from services.common.errors import FailedPrecondition, InvalidArgument
 from talker.v1 import asr_pb2
@@ -120,8 +120,7 @@ class ListenStream:
                 # transcript is (nearly) ready.
                 now = ep.pos * FRAME
                 self.turn.want(now, at_pause=True)
-                probability = await self.check(self.turn.start, now)
-                event = ep.verdict(probability)
+                event = ep.verdict(await self.check(self.turn.start, now))
             if isinstance(event, Ended):
                 await self.finish(event)
         if ep.speaking:
@@ -131,10 +130,17 @@ class ListenStream:
             self.trim(ep.pos * FRAME - self.keep)
 
     async def check(self, start: int, end: int) -> float:
+        """The semantic check at a pause: smart-turn's probability that the utterance is complete,
+        0 when the transcript of the pause reads as cut off."""
         t0 = time.perf_counter()
         probability = await asyncio.to_thread(self.servicer.smart_turn.probability, self.slice(start, end))
         self.metrics.check_seconds.observe(time.perf_counter() - t0)
         verdict = "complete" if probability >= self.config.completion_threshold else "incomplete"
+        if verdict == "complete":
+            # The turn would end here, and its transcript is needed then anyway: read it first.
+            text, _ = await self.turn.final(end)
+            if unfinished(text, self.language or self.config.language):
+                verdict, probability = "unfinished_text", 0.0
         self.metrics.checks.labels(verdict).inc()
         return probability
 

@@ -33,7 +33,8 @@ class AsrMetrics:
         self.speech_starts = Counter("talker_asr_speech_starts_total",
                                      "Turns started by voice activity (speech longer than the start minimum).")
         self.checks = Counter("talker_asr_turn_checks_total",
-                              "Semantic end-of-turn checks at a pause, by verdict.", ["verdict"])
+                              "Semantic end-of-turn checks at a pause, by verdict (complete, incomplete, "
+                              "unfinished_text: smart-turn said complete, the transcript reads cut off).", ["verdict"])
         self.check_seconds = Histogram("talker_asr_turn_check_seconds", "Time of one semantic end-of-turn check.",
                                        buckets=buckets.FIRST_OUTPUT)
         self.turn_ends = Counter("talker_asr_end_of_turn_total", "End-of-turn decisions, by reason.", ["reason"])

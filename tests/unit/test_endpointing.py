@@ -71,3 +71,15 @@ def test_stream_end_closes_a_turn_in_progress():
     assert ep.close() is None
     feed(ep, 0.9, 0.5)
     assert ep.close().reason == STREAM_END
+
+
+def test_a_transcript_cut_off_at_a_pause_reads_unfinished():
+    from services.asr.endpointing import unfinished
+
+    assert unfinished("I would like to know the capital of...")
+    assert unfinished("I would like to know the capital of")
+    assert unfinished("Tell me about the")
+    assert unfinished("")
+    assert not unfinished("What is the capital of France?")
+    assert not unfinished("France.")
+    assert not unfinished("Je voudrais savoir la capitale de la", language="fr")  # the word list is English
