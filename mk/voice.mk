@@ -1,0 +1,14 @@
+# The voice loop's test needs: espeak-ng (Debian) reads the spoken-question set at two rates in
+# tests/system/test_spoken_questions.py, next to Piper.
+# Included by the Makefile (-include mk/*.mk) before its own rules: keep its default goal.
+_voice_default_goal := $(.DEFAULT_GOAL)
+
+SETUP_EXTRA += espeak-ng
+
+.PHONY: espeak-ng
+
+espeak-ng:
+	@command -v espeak-ng >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq espeak-ng >/dev/null; }
+
+.DEFAULT_GOAL := $(_voice_default_goal)
