@@ -54,7 +54,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--turns", type=int, default=10, help="turns per transport")
     parser.add_argument("--offset", type=int, default=800, help="port offset of the benchmark stack")
-    parser.add_argument("--turn-detection", choices=("client", "server"), default="client",
+    parser.add_argument("--turn-detection", choices=("client", "server"), default="server",
                         help="client: the page's Send at the end of speech (push-to-talk); server: hands-free")
     args = parser.parse_args()
     push_to_talk = args.turn_detection == "client"

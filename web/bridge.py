@@ -12,7 +12,7 @@ log = logging.getLogger("talker.web")
 
 
 async def pump(session: GatewaySession, media, send_json, metrics) -> None:
-    """Until the gateway session ends. ``media`` takes add_audio/add_frame/add_idle/flush/end_turn."""
+    """Until the gateway session ends. ``media`` takes add_audio/add_frame/add_idle/flush/end_turn(turn)."""
     try:
         async for resp in session.events():
             kind = resp.WhichOneof("event")
@@ -23,12 +23,14 @@ async def pump(session: GatewaySession, media, send_json, metrics) -> None:
             elif kind == "idle_frame":
                 media.add_idle(resp.idle_frame)
             else:
-                if kind == "speech_started" and resp.speech_started.barge_in:
+                if kind == "speech_started":
+                    # The user speaks: the avatar stops now, even if the gateway has finished the reply
+                    # and only the browser's buffer still plays it.
                     media.flush()
                 elif kind == "summary":
                     if resp.summary.cancelled:
                         media.flush()
-                    media.end_turn()
+                    media.end_turn(resp.turn)
                 msg = event_json(resp)
                 if msg is not None:
                     send_json(msg)

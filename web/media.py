@@ -22,8 +22,9 @@ PACKET = RATE // 50     # 20 ms
 
 
 class Playout:
-    def __init__(self, metrics, transport: str):
+    def __init__(self, metrics, transport: str, on_played=lambda turn: None):
         self.metrics = metrics
+        self.on_played = on_played         # called once a finished turn's audio has all been played
         self.transport = transport
         self.turn = 0
         self._audio = collections.deque()  # np.int16 arrays at RATE
@@ -34,16 +35,23 @@ class Playout:
         self._resampler = None
         self._in_reply = False
         self.first_frame_turn = 0          # the last turn whose first frame was shown
+        self._drop_through = 0             # media of turns up to this one is not played (flushed)
+        self._ending = 0                   # a turn whose summary came: played once its audio runs out
 
     # -- from the gateway -------------------------------------------------------
 
-    def start_turn(self, turn: int) -> None:
+    def start_turn(self, turn: int) -> bool:
+        """False for media of a turn that was stopped."""
+        if turn <= self._drop_through:
+            return False
         if turn != self.turn:
             self.flush()
             self.turn = turn
+        return True
 
     def flush(self) -> None:
-        """Barge-in or a cancelled turn: drop what has not played yet."""
+        """Barge-in or a cancelled turn: drop what has not played yet, and what is still to come of it."""
+        self._drop_through = self.turn
         self._audio.clear()
         self._buffered = 0
         self._played_in_turn = 0
@@ -55,7 +63,8 @@ class Playout:
         self._in_reply = False
 
     def add_audio(self, turn: int, chunk) -> None:
-        self.start_turn(turn)
+        if not self.start_turn(turn):
+            return
         if self._resampler is None:
             self._resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
         pcm = np.frombuffer(chunk.pcm, np.int16)
@@ -68,15 +77,17 @@ class Playout:
         self._in_reply = True
 
     def add_frame(self, turn: int, frame) -> None:
-        self.start_turn(turn)
+        if not self.start_turn(turn):
+            return
         self._frames.append((frame.pts, frame.data))
 
     def add_idle(self, frame) -> None:
         self._idle = frame.data
 
-    def end_turn(self) -> None:
+    def end_turn(self, turn: int) -> None:
         """The turn's summary arrived: nothing more will come for it."""
         self._in_reply = False
+        self._ending = turn
 
     # -- to the tracks ----------------------------------------------------------
 
@@ -99,6 +110,9 @@ class Playout:
                 self._audio[0] = head[take:]
         self._buffered -= filled
         self._played_in_turn += filled
+        if self._ending and not self._audio:
+            self.on_played(self._ending)
+            self._ending = 0
         if filled < PACKET and self._in_reply and self._frames:
             # Reply audio due but not there while the turn still has frames to show.
             self.metrics.audio_underruns.labels(self.transport).inc()

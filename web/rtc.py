@@ -117,7 +117,8 @@ class RtcPeer:
         self.session = session
         self.on_closed = on_closed
         self.pc = RTCPeerConnection(rtc_configuration(config))
-        self.playout = Playout(metrics, "webrtc")
+        # The page learns when the reply has played (the summary comes while the audio still plays).
+        self.playout = Playout(metrics, "webrtc", lambda turn: self.send_json({"type": "played", "turn": turn}))
         self.channel = None
         self._tasks: list[asyncio.Task] = []
         self._closed = False

@@ -51,8 +51,8 @@ class WsMedia:
     def flush(self) -> None:
         """The page drops what it has scheduled itself (it sees the same events)."""
 
-    def end_turn(self) -> None:
-        pass
+    def end_turn(self, turn: int) -> None:
+        """The page knows from the summary and its own audio clock when the reply has played."""
 
     async def writer(self) -> None:
         while True:

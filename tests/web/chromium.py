@@ -58,3 +58,17 @@ def with_silence(wav: bytes, lead: float, tail: float) -> bytes:
         w.setnchannels(channels)
         w.writeframes(pad(lead) + pcm + pad(tail))
     return out.getvalue()
+
+
+def join_wavs(*wavs: bytes) -> bytes:
+    """WAV files of one format, one after the other."""
+    frames, params = [], None
+    for data in wavs:
+        with wave.open(io.BytesIO(data)) as w:
+            params = params or w.getparams()
+            frames.append(w.readframes(w.getnframes()))
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setparams(params)
+        w.writeframes(b"".join(frames))
+    return out.getvalue()

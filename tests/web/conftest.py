@@ -18,10 +18,13 @@ import pytest
 
 from tests.service_process import ROOT, VENV, free_port
 from tests.system.conftest import otlp, stack  # noqa: F401 - the shared stack fixtures
-from tests.web.chromium import chromium, close, with_silence
+from tests.web.chromium import chromium, close, join_wavs, with_silence
 
 QUESTION = "What is the capital of France?"
 LEAD_SECONDS = 1.0  # silence before the question in the fake microphone's WAV
+# From the end of the first utterance to the interruption: after the first frame of a long reply (a few
+# seconds on a busy 2-core machine), well before its end.
+BARGE_IN_GAP = 12.0
 
 
 class WebService:
@@ -67,11 +70,22 @@ class WebService:
 
 @pytest.fixture(scope="session")
 def web_service(stack, tmp_path_factory):  # noqa: F811
-    # Push-to-talk until the gateway's hands-free mode is in: the page's Send ends each turn.
-    svc = WebService(stack.services["gateway"].target, tmp_path_factory.mktemp("web") / "web.log",
-                     TALKER_WEB_MAX_SESSIONS="2", TALKER_WEB_TURN_DETECTION="client")
-    yield svc
-    svc.stop()
+    """Hands-free (the gateway finds the end of each turn), at most two browser sessions."""
+    yield from _web_service(stack, tmp_path_factory, "web", TALKER_WEB_MAX_SESSIONS="2")
+
+
+@pytest.fixture(scope="session")
+def ptt_web_service(stack, tmp_path_factory):  # noqa: F811
+    """Push-to-talk: the page's Talk and Send buttons delimit each turn."""
+    yield from _web_service(stack, tmp_path_factory, "web-ptt", TALKER_WEB_TURN_DETECTION="client")
+
+
+def _web_service(stack, tmp_path_factory, name: str, **env: str):  # noqa: F811
+    svc = WebService(stack.services["gateway"].target, tmp_path_factory.mktemp(name) / "web.log", **env)
+    try:
+        yield svc
+    finally:
+        svc.stop()
 
 
 @pytest.fixture(scope="session")
@@ -83,6 +97,17 @@ def question_wav(stack, tmp_path_factory):  # noqa: F811
     path = tmp_path_factory.mktemp("wav") / "question.wav"
     path.write_bytes(with_silence(wav, LEAD_SECONDS, 1.0))
     return path, LEAD_SECONDS + seconds
+
+
+@pytest.fixture(scope="session")
+def barge_in_wav(stack, tmp_path_factory):  # noqa: F811
+    """A request for a long answer, then, while it plays, a second question: (path, second question)."""
+    first = stack.speak("Tell me a long story about a brave knight and a dragon.")
+    second = "Which city is the capital of Italy?"
+    path = tmp_path_factory.mktemp("wav") / "barge-in.wav"
+    path.write_bytes(join_wavs(with_silence(first, LEAD_SECONDS, BARGE_IN_GAP),
+                               with_silence(stack.speak(second), 0, 4)))
+    return path, second
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from tests.wer import wer
 TRANSPORTS = ["ws", "webrtc"]
 
 
-def ask(driver, speech_end: float):
+def ask_push_to_talk(driver, speech_end: float):
     """Push-to-talk: Send once the fake microphone has played the question."""
     wait_for(driver, "talker.state === 'listening'", 60, "the page listening")
     wait_for(driver, f"performance.now() - talker.micStartedAt > {(speech_end + 0.3) * 1000:.0f}", 30,
@@ -34,9 +34,9 @@ def sample_picture(driver, seconds: float) -> list[list[int]]:
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_spoken_question_answered_on_the_page(transport, web_service, question_wav, browser):
-    path, speech_end = question_wav
+    path = question_wav[0]
     page = browser(f"{web_service.url}/?autostart=1&transport={transport}", path)
-    ask(page, speech_end)
+    # Hands-free: the page only listens; the gateway hears the question end.
     wait_for(page, "talker.state === 'speaking'", 120, "the reply's first frame painted")
     speaking = sample_picture(page, 1.5)
     if transport == "ws":
@@ -67,10 +67,24 @@ def test_face_moves_between_turns(transport, web_service, question_wav, browser)
     assert picture_change(sample_picture(page, 3.0)) > 0.5, "the picture froze while the avatar listens"
 
 
-def test_barge_in_stops_the_reply(web_service, question_wav, browser):
+@pytest.mark.parametrize("transport", ["ws", pytest.param("webrtc", marks=pytest.mark.xfail(
+    reason="over WebRTC the page has not yet been seen to record the interruption (open)", strict=False))])
+def test_speaking_over_the_avatar_stops_it(transport, web_service, barge_in_wav, browser):
+    path, second = barge_in_wav
+    page = browser(f"{web_service.url}/?autostart=1&transport={transport}", path)
+    wait_for(page, "talker.state === 'speaking'", 120, "the first reply's first frame painted")
+    interrupted = wait_for(page, "talker.interrupted.length && talker.interrupted", 60, "the user's interruption")
+    assert interrupted[0] == 1, "the first reply was not on screen when the user spoke"
+    turn = wait_for(page, "talker.turns[2] && talker.turns[2].done && talker.turns[2]", 120, "the second turn")
+    assert wer(second, turn["transcript"]) <= 0.2, turn["transcript"]
+    first = page.execute_script("return talker.turns[1]")
+    assert first["transcript"] and first["firstFramePainted"]
+
+
+def test_push_to_talk_barge_in_stops_the_reply(ptt_web_service, question_wav, browser):
     path, speech_end = question_wav
-    page = browser(f"{web_service.url}/?autostart=1&transport=ws", path)
-    ask(page, speech_end)
+    page = browser(f"{ptt_web_service.url}/?autostart=1&transport=ws", path)
+    ask_push_to_talk(page, speech_end)
     wait_for(page, "talker.state === 'speaking'", 120, "the reply's first frame painted")
     page.execute_script("talker.toggleTalk()")  # Talk again while the avatar speaks: a barge-in
     turn = wait_for(page, "talker.turns[1] && talker.turns[1].done && talker.turns[1]", 30, "turn 1 ended")

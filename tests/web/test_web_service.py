@@ -79,8 +79,15 @@ def test_playout_shows_the_frame_the_audio_has_reached():
     frame, reply = play.next_frame()
     assert frame == bytes([5]) and reply  # 0.2 s: frames 1..4 were due earlier and are skipped
     assert m.frames_dropped.labels("webrtc")._value.get() == 4
+    played = []
+    play.on_played = played.append
+    play.end_turn(1)  # the summary: the page hears "played" once the audio has run out
+    while play.next_audio().any():
+        pass
+    assert played == [1]
     play.add_idle(common_pb2.Frame(pts=3.0, data=b"idle"))
-    play.flush()  # barge-in: the rest of the reply never plays
+    play.flush()  # barge-in: the rest of the reply never plays, nor what the gateway still sends of it
+    play.add_audio(1, chunk)
     assert not play.next_audio().any()
     assert play.next_frame() == (b"idle", False)
 

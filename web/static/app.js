@@ -9,8 +9,9 @@ const MIC = { echoCancellation: true, noiseSuppression: true, autoGainControl: t
 const talker = window.talker = {
   state: "ready", transport: "", message: "", turns: {}, micStartedAt: 0,
   framesPainted: 0, replyFramesPainted: 0, idleFramesPainted: 0, audioEnergy: 0, audioChunks: 0,
-  underruns: 0, closed: false,
+  underruns: 0, closed: false, interrupted: [],
 };
+let playingTurn = 0;      // the turn whose reply is on screen
 let cfg = null;
 let conn = null;          // the open connection: { send(obj), flush(), close() }
 let talking = false;      // push-to-talk: between Talk and Send
@@ -34,6 +35,7 @@ function replyPainted(n, when) {
   const t = turn(n);
   if (t.firstFramePainted) return;
   t.firstFramePainted = when;
+  playingTurn = n;
   if (pendingSpeechEnd) {
     t.speechEnd = pendingSpeechEnd;
     t.latency = (when - pendingSpeechEnd) / 1000;
@@ -46,7 +48,9 @@ function replyPainted(n, when) {
 function onEvent(m) {
   switch (m.type) {
     case "speech_started":
-      if (m.barge_in && conn) conn.flush();
+      // The user speaks: the avatar stops at once (the gateway cancels the reply if it is still making it).
+      if (talker.state === "speaking") talker.interrupted.push(playingTurn);
+      if (conn) conn.flush();
       $("you").textContent = "";
       setState("listening");
       break;
@@ -70,6 +74,9 @@ function onEvent(m) {
       break;
     case "first_frame":
       if (conn && conn.firstFrame) conn.firstFrame(m.turn);
+      break;
+    case "played":  // WebRTC: the service has sent the last of the reply's audio
+      if (conn && conn.played) conn.played(m.turn);
       break;
     case "summary": {
       const t = turn(m.turn);
@@ -170,7 +177,8 @@ async function startWebRtc(options) {
     attachMic(mic) { return micSender.replaceTrack(mic.getAudioTracks()[0]); },
     flush() {},  // the service drops what has not played
     firstFrame(n) { awaitingFirst = n; },
-    turnDone(n) { setTimeout(() => { if (replyTurn === n || !turn(n).firstFramePainted) { replyTurn = 0; if (talker.state !== "busy") setState("listening"); } }, 300); },
+    turnDone(n) { if (!turn(n).firstFramePainted && talker.state === "thinking") setState("listening"); },
+    played(n) { if (replyTurn === n) { replyTurn = 0; if (talker.state === "speaking") setState("listening"); } },
     close() { clearInterval(poll); beacon(answer.session); send({ type: "stop" }); pc.close(); },
   };
 }
@@ -190,7 +198,11 @@ async function startWs(options) {
   canvas.hidden = false;
   $("video").hidden = true;
   let clock = { turn: 0, base: 0 }, lastEnd = 0, sources = [], frames = [], idle = null, idleDrawn = null, doneTurn = 0;
-  const flush = () => { sources.forEach((s) => { try { s.stop(); } catch (e) { /* already ended */ } }); sources = []; frames = []; lastEnd = ctx.currentTime; };
+  let dropThrough = 0;  // media of turns up to this one is not played (the user spoke over them)
+  const flush = () => {
+    sources.forEach((s) => { try { s.stop(); } catch (e) { /* already ended */ } });
+    sources = []; frames = []; lastEnd = ctx.currentTime; dropThrough = clock.turn;
+  };
   const draw = (bmp) => {
     if (canvas.width !== bmp.width) { canvas.width = bmp.width; canvas.height = bmp.height; }
     g.drawImage(bmp, 0, 0);
@@ -200,6 +212,7 @@ async function startWs(options) {
   ws.onmessage = async (e) => {
     if (typeof e.data === "string") return onEvent(JSON.parse(e.data));
     const v = new DataView(e.data), kind = v.getUint8(0), n = v.getUint32(4, true), pts = v.getFloat64(8, true);
+    if (kind !== 3 && n <= dropThrough) return;
     if (kind === 1) {
       const rate = v.getUint32(16, true), pcm = new Int16Array(e.data, HEADER);
       if (n !== clock.turn) { clock = { turn: n, base: Math.max(ctx.currentTime + 0.08, lastEnd) }; }
