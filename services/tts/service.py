@@ -12,10 +12,11 @@ from prometheus_client import Counter, Histogram
 from services.common import buckets, tracing
 from services.common.config import ServerConfig, from_env
 from services.common.errors import InvalidArgument, StageError
+from services.common.segments import has_words
 from services.common.server import LoadedModel, Stage, run
 from services.tts.backend import TtsBackend, make_backend
 from services.tts.config import TtsConfig
-from services.tts.speakable import has_words, speakable
+from services.tts.speakable import speakable
 from talker.v1 import common_pb2, tts_pb2, tts_pb2_grpc
 
 log = logging.getLogger("talker.tts")
