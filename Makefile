@@ -2,7 +2,8 @@
 SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
-SERVICES := asr llm tts animator gateway
+# The services (and their environments) come from the registry, services/common/registry.py.
+SERVICES := $(shell $(PY) -m services.common.registry)
 PIP_FLAGS := -q --disable-pip-version-check
 export OMP_WAIT_POLICY := PASSIVE
 
@@ -13,11 +14,12 @@ TEST_EXTRA :=
 BENCH_EXTRA :=
 -include mk/*.mk
 
-.PHONY: help setup promtool proto proto-check dashboard up down status demo test lint bench clean
+.PHONY: help setup promtool proto proto-check dashboard up down status demo test test-unit lint bench clean
 
 help:
 	@echo "make demo   install, start the stack, one turn on the default portrait -> out/reply.mp4"
 	@echo "make test   install and run the tests (unit + system, real models, real Prometheus tools)"
+	@echo "make test-unit   the fast tier alone: in-process tests, the dev environment only, seconds"
 	@echo "make setup | up | down | status | proto | proto-check | dashboard | lint | bench"
 	@echo "extras: test-llm-vllm bench-llm | test-tts-coqui bench-tts | test-animator-lipsync bench-animator"
 	@echo "        animator-showcase | k8s-tools helm-lint k8s k8s-check test-k8s"
@@ -25,33 +27,24 @@ help:
 # --- environments -----------------------------------------------------------
 setup: $(foreach s,$(SERVICES) dev,$(VENV)/$(s)/.installed)
 
-$(VENV)/asr/.installed: services/asr/requirements.txt
-	rm -rf $(VENV)/asr && $(PY) -m venv $(VENV)/asr
-	$(VENV)/asr/bin/pip install $(PIP_FLAGS) -r $<
-	touch $@
-
-$(VENV)/tts/.installed: services/tts/requirements.txt
-	rm -rf $(VENV)/tts && $(PY) -m venv $(VENV)/tts
-	$(VENV)/tts/bin/pip install $(PIP_FLAGS) -r $<
-	touch $@
-
+# One rule for every service's environment (the registry's list): pip install -r the service's
+# requirements.txt (services/<name>/ or <name>/), then what the service adds below.
+service_reqs = $(firstword $(wildcard services/$(1)/requirements.txt $(1)/requirements.txt))
 # llama-cpp-python compiles llama.cpp (~5 min on 2 cores; pip caches the wheel afterwards).
-$(VENV)/llm/.installed: services/llm/requirements.txt services/llm/requirements-nodeps.txt
-	rm -rf $(VENV)/llm && $(PY) -m venv $(VENV)/llm
-	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(VENV)/llm/bin/pip install $(PIP_FLAGS) -r $<
-	$(VENV)/llm/bin/pip install $(PIP_FLAGS) --no-deps -r services/llm/requirements-nodeps.txt
-	touch $@
+PIP_ENV_llm := CMAKE_ARGS="-DGGML_NATIVE=OFF"
+EXTRA_REQS_llm := services/llm/requirements-nodeps.txt
+AFTER_llm = $(VENV)/llm/bin/pip install $(PIP_FLAGS) --no-deps -r services/llm/requirements-nodeps.txt
+# The animator's unit tests run in its own environment (MediaPipe).
+EXTRA_REQS_animator := requirements-test.txt
+AFTER_animator = $(VENV)/animator/bin/pip install $(PIP_FLAGS) -r requirements-test.txt
+EXTRA_REQS_gateway := pyproject.toml
+AFTER_gateway = $(VENV)/gateway/bin/pip install $(PIP_FLAGS) --no-deps -e .
 
-$(VENV)/animator/.installed: services/animator/requirements.txt requirements-test.txt
-	rm -rf $(VENV)/animator && $(PY) -m venv $(VENV)/animator
-	$(VENV)/animator/bin/pip install $(PIP_FLAGS) -r $<
-	$(VENV)/animator/bin/pip install $(PIP_FLAGS) -r requirements-test.txt  # its unit tests run here
-	touch $@
-
-$(VENV)/gateway/.installed: gateway/requirements.txt pyproject.toml
-	rm -rf $(VENV)/gateway && $(PY) -m venv $(VENV)/gateway
-	$(VENV)/gateway/bin/pip install $(PIP_FLAGS) -r $<
-	$(VENV)/gateway/bin/pip install $(PIP_FLAGS) --no-deps -e .
+.SECONDEXPANSION:
+$(foreach s,$(SERVICES),$(VENV)/$(s)/.installed): $(VENV)/%/.installed: $$(call service_reqs,$$*) $$(EXTRA_REQS_$$*)
+	rm -rf $(VENV)/$* && $(PY) -m venv $(VENV)/$*
+	$(PIP_ENV_$*) $(VENV)/$*/bin/pip install $(PIP_FLAGS) -r $(call service_reqs,$*)
+	$(AFTER_$*)
 	touch $@
 
 # Tests and lint run here: the gateway's dependencies plus the test tools.
@@ -99,11 +92,16 @@ demo: up
 	@echo "The stack keeps running: curl one of the metrics URLs above; 'make down' stops it."
 
 # --- checks -----------------------------------------------------------------
-test: setup $(SETUP_EXTRA) promtool proto-check
-	$(VENV)/dev/bin/python -m pytest -q -p no:cacheprovider tests/unit tests/observability \
-		--ignore-glob='tests/unit/test_animator_*'
-	$(VENV)/animator/bin/python -m pytest -q -p no:cacheprovider tests/unit/test_animator_*.py
-	$(VENV)/dev/bin/python -m pytest -q -p no:cacheprovider tests/system
+# The fast tier: in-process tests (the gateway's turns against fake stages included), the dev
+# environment only, seconds. The tiers are markers (tests/conftest.py).
+test-unit: $(VENV)/dev/.installed
+	$(VENV)/dev/bin/python -m pytest -q -p no:cacheprovider -m "unit and not animator" tests/unit
+
+# Everything CI runs: the fast tier, the animator's unit tests, the alert rules, the system tests, extras.
+test: setup $(SETUP_EXTRA) promtool proto-check test-unit
+	$(VENV)/animator/bin/python -m pytest -q -p no:cacheprovider -m animator tests/unit/test_animator_*.py
+	$(VENV)/dev/bin/python -m pytest -q -p no:cacheprovider -m observability tests/observability
+	$(VENV)/dev/bin/python -m pytest -q -p no:cacheprovider -m system tests/system
 	@for t in $(TEST_EXTRA); do $(MAKE) --no-print-directory $$t || exit 1; done
 
 # Benchmarks on the local machine; results land in docs/benchmarks.md.

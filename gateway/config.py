@@ -5,15 +5,16 @@ from __future__ import annotations
 import dataclasses
 
 from services.common.config import require
+from services.common.registry import STAGES, local_target
 
 
 @dataclasses.dataclass(frozen=True)
 class GatewayConfig:
     # Stage addresses: host:port, or dns:///name:port for round-robin over all replicas.
-    asr_target: str = "127.0.0.1:50052"
-    llm_target: str = "127.0.0.1:50053"
-    tts_target: str = "127.0.0.1:50054"
-    animator_target: str = "127.0.0.1:50055"
+    asr_target: str = local_target("asr")
+    llm_target: str = local_target("llm")
+    tts_target: str = local_target("tts")
+    animator_target: str = local_target("animator")
     max_sessions: int = 8
     # A turn that runs longer than this fails with DEADLINE_EXCEEDED (unless the client set a shorter deadline).
     turn_timeout_seconds: float = 120.0
@@ -43,5 +44,8 @@ class GatewayConfig:
                 "TALKER_GATEWAY_TLS_CLIENT_CERT_FILE and TALKER_GATEWAY_TLS_CLIENT_KEY_FILE must be set together")
         require(not self.tls_client_cert_file or bool(self.tls_ca_file),
                 "TALKER_GATEWAY_TLS_CLIENT_CERT_FILE needs TALKER_GATEWAY_TLS_CA_FILE (mTLS is TLS first)")
-        for name in ("asr_target", "llm_target", "tts_target", "animator_target"):
-            require(bool(getattr(self, name)), f"TALKER_GATEWAY_{name.upper()}: must not be empty")
+        for stage in STAGES:
+            require(bool(self.target(stage)), f"TALKER_GATEWAY_{stage.upper()}_TARGET: must not be empty")
+
+    def target(self, stage: str) -> str:
+        return getattr(self, f"{stage}_target")

@@ -152,4 +152,4 @@ class GatewayStage(Stage):
 
 
 def main() -> None:
-    run(GatewayStage, "gateway", grpc_port=50051, metrics_port=9101)
+    run(GatewayStage, "gateway")

@@ -250,4 +250,4 @@ class AnimatorStage(Stage):
 
 
 def main() -> None:
-    run(AnimatorStage, "animator", grpc_port=50055, metrics_port=9105)
+    run(AnimatorStage, "animator")

@@ -98,6 +98,6 @@ class AsrStage(Stage):
 
 
 def main() -> None:
-    run(AsrStage, "asr", grpc_port=50052, metrics_port=9102)
+    run(AsrStage, "asr")
 
 

@@ -24,7 +24,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from services.common import metrics_server, tracing
+from services.common import metrics_server, registry, tracing
 from services.common.config import ConfigError, ServerConfig, from_env, read_setting_file
 from services.common.errors import ErrorInterceptor
 from services.common.handlers import around, refusing
@@ -350,10 +350,12 @@ async def serve(stage: Stage, config: ServerConfig, stop: asyncio.Event | None =
     log.info("%s: stopped", stage.name)
 
 
-def run(stage_factory, name: str, grpc_port: int, metrics_port: int) -> None:
-    """Entry point of a service process: read config, start, serve until SIGTERM."""
+def run(stage_factory, name: str) -> None:
+    """Entry point of a service process: read config (default ports from the registry), start, serve
+    until SIGTERM."""
+    service = registry.SERVICES[name]
     try:
-        config = from_env(ServerConfig, "TALKER_", grpc_port=grpc_port, metrics_port=metrics_port)
+        config = from_env(ServerConfig, "TALKER_", grpc_port=service.grpc_port, metrics_port=service.metrics_port)
         setup_logging(config.log_level, name)
         stage = stage_factory(config)
     except ConfigError as exc:

@@ -215,4 +215,4 @@ class LlmStage(Stage):
 
 
 def main() -> None:
-    run(LlmStage, "llm", grpc_port=50053, metrics_port=9103)
+    run(LlmStage, "llm")

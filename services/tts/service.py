@@ -135,4 +135,4 @@ class TtsStage(Stage):
 
 
 def main() -> None:
-    run(TtsStage, "tts", grpc_port=50054, metrics_port=9104)
+    run(TtsStage, "tts")
