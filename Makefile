@@ -14,13 +14,13 @@ TEST_EXTRA :=
 BENCH_EXTRA :=
 -include mk/*.mk
 
-.PHONY: help setup promtool proto proto-check dashboard up down status demo test test-unit lint bench clean
+.PHONY: help setup promtool proto proto-check buf-lint buf-breaking dashboard up down status demo test test-unit lint bench clean
 
 help:
 	@echo "make demo   install, start the stack, one turn on the default portrait -> out/reply.mp4"
 	@echo "make test   install and run the tests (unit + system, real models, real Prometheus tools)"
 	@echo "make test-unit   the fast tier alone: in-process tests, the dev environment only, seconds"
-	@echo "make setup | up | down | status | proto | proto-check | dashboard | lint | bench"
+	@echo "make setup | up | down | status | proto | proto-check | buf-lint | buf-breaking | dashboard | lint | bench"
 	@echo "extras: test-llm-vllm bench-llm | test-tts-coqui bench-tts | test-animator-lipsync bench-animator"
 	@echo "        animator-showcase | k8s-tools helm-lint k8s k8s-check test-k8s"
 
@@ -72,6 +72,26 @@ proto-check: $(VENV)/dev/.installed
 		{ echo "stale stub: talker/v1/$$(basename $$f); run make proto"; rm -rf $$tmp; exit 1; }; done; \
 	rm -rf $$tmp; echo "stubs match the .proto files"
 
+# buf (the @bufbuild/buf npm package, a static binary): lint with the STANDARD rules (proto/buf.yaml),
+# and breaking-change detection against the previous commit (CI runs it; skipped when that commit has no
+# proto/buf.yaml, e.g. in a shallow clone).
+BUF_VERSION := 1.75.0
+BUF := $(VENV)/buf/node_modules/.bin/buf
+
+$(VENV)/buf/.installed:
+	rm -rf $(VENV)/buf && mkdir -p $(VENV)/buf
+	npm install --prefix $(VENV)/buf --no-save --no-audit --no-fund --loglevel=error @bufbuild/buf@$(BUF_VERSION) >/dev/null
+	touch $@
+
+buf-lint: $(VENV)/buf/.installed
+	$(BUF) lint proto && echo "buf lint: proto/ follows the STANDARD rules"
+
+buf-breaking: $(VENV)/buf/.installed
+	@if git cat-file -e HEAD~1:proto/buf.yaml 2>/dev/null; then \
+		tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && git archive HEAD~1 proto | tar -x -C $$tmp && \
+		$(BUF) breaking proto --against $$tmp/proto && echo "buf breaking: no breaking change against HEAD~1"; \
+	else echo "buf breaking: skipped (no previous commit with proto/buf.yaml)"; fi
+
 # The Grafana dashboard JSON is generated (observability/build_dashboard.py).
 dashboard:
 	$(PY) -m observability.build_dashboard
@@ -112,7 +132,7 @@ bench: setup $(SETUP_EXTRA)
 	$(VENV)/dev/bin/python -m bench.report; \
 	if [ -n "$$failed" ]; then echo "bench: missed its criteria or failed:$$failed (see docs/benchmarks.md)"; exit 1; fi
 
-lint: $(VENV)/dev/.installed
+lint: $(VENV)/dev/.installed buf-lint
 	$(VENV)/dev/bin/ruff check .
 	$(MAKE) --no-print-directory audit
 
