@@ -18,7 +18,7 @@ import urllib.request
 from pathlib import Path
 
 from bench.common import OUT, p50, pct, table, write_section
-from gateway.stack import SERVICES, Stack
+from gateway.stack import Stack
 from talker.v1 import gateway_pb2, gateway_pb2_grpc
 
 QUESTIONS = ["What do you like about autumn?", "How do bees make honey?", "Why is the sky blue?",
@@ -111,7 +111,7 @@ def soak(stack: Stack, args) -> int:
     elapsed = time.monotonic() - t0
 
     rows, ok = [], not failures and turns
-    for name in SERVICES:
+    for name in stack.services:
         growth = final[name][0] / warm[name][0] - 1
         same = final[name][1] == warm[name][1]
         ok = ok and growth <= MAX_GROWTH and same

@@ -20,9 +20,10 @@ import numpy as np
 from google.protobuf import json_format
 
 from gateway.client import ClientSecurity, microphone_chunks
-from gateway.stack import SERVICES, Stack
+from gateway.stack import Stack
 from services.common.audio import pcm16_to_float, read_wav
 from services.common.media import decode_jpeg, rgb_frame, write_mp4
+from services.common.registry import local_target
 from talker.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc
 
 DEFAULT_QUESTION = "Hello! Who are you, and what can you do?"
@@ -251,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     talk.add_argument("--max-reply-tokens", type=int, default=0)
     talk.add_argument("--json", action="store_true", help="print each TurnSummary as one line of JSON")
     for p, timeout in ((ask, 180.0), (talk, 600.0)):
-        p.add_argument("--target", default=f"127.0.0.1:{SERVICES['gateway'][1]}")
+        p.add_argument("--target", default=local_target("gateway"))
         p.add_argument("--timeout", type=float, default=timeout)
         p.add_argument("--ca", help="TLS: the CA that signed the gateway's certificate "
                                     "(env TALKER_CLIENT_TLS_CA_FILE)")

@@ -22,11 +22,11 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from gateway.metrics import GatewayMetrics
-from gateway.sentences import SentenceSplitter, speakable_piece
 from gateway.stages import StageClients
 from gateway.timing import TurnTiming
 from services.common import tracing
 from services.common.errors import InvalidArgument, StageError
+from services.common.segments import SentenceSplitter, has_words
 from talker.v1 import animator_pb2, asr_pb2, common_pb2, gateway_pb2, llm_pb2, tts_pb2
 
 ASR_CHUNK_BYTES = 32000  # 1 s of 16 kHz PCM16 per message
@@ -211,7 +211,7 @@ class Turn:
                         self.transcript = resp.text.strip()
             # Whisper decodes once the audio has ended: its latency counts from there.
             self.timing.input("asr", at=self.timing.t0)
-            if not speakable_piece(self.transcript):
+            if not has_words(self.transcript):
                 raise InvalidArgument("audio: no speech was recognised in the turn's audio")
         self.timing.reached("asr", useful=True)
         await self._emit(transcript=gateway_pb2.Transcript(text=self.transcript))
@@ -247,7 +247,7 @@ class Turn:
     async def _speak(self, sentences: asyncio.Queue, segments: asyncio.Queue) -> None:
         cfg = self.session.config
         while (sentence := await sentences.get()) is not None:
-            if not speakable_piece(sentence):
+            if not has_words(sentence):
                 continue
             self.timing.input("tts")
             call = self.clients.tts.Synthesize(tts_pb2.SynthesizeRequest(text=sentence, voice=cfg.voice),

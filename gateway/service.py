@@ -18,6 +18,7 @@ from gateway.stages import StageClients
 from services.common.audio import float_to_pcm16, read_wav
 from services.common.config import ServerConfig, from_env
 from services.common.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
+from services.common.limits import FPS
 from services.common.server import LoadedModel, Stage, run
 from talker.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc
 
@@ -54,8 +55,8 @@ class GatewayServiceServicer(gateway_pb2_grpc.GatewayServiceServicer):
         if len(cfg.avatar_image) > self.config.max_avatar_bytes:
             raise InvalidArgument(f"config.avatar_image: {len(cfg.avatar_image)} bytes, more than "
                                   f"{self.config.max_avatar_bytes}")
-        if cfg.fps and not 1 <= cfg.fps <= 60:
-            raise InvalidArgument(f"config.fps: {cfg.fps} is outside 1..60")
+        if cfg.fps:
+            FPS.check("config.fps", cfg.fps)
         if cfg.max_reply_tokens < 0 or cfg.max_reply_tokens > 1024:
             raise InvalidArgument(f"config.max_reply_tokens: {cfg.max_reply_tokens} is outside 0..1024")
         if cfg.frame_format not in common_pb2.FrameFormat.values():
@@ -161,4 +162,4 @@ class GatewayStage(Stage):
 
 
 def main() -> None:
-    run(GatewayStage, "gateway", grpc_port=50051, metrics_port=9101)
+    run(GatewayStage, "gateway")

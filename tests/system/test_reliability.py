@@ -34,8 +34,6 @@ from talker.v1 import (
 )
 from tests.system.conftest import PORT_OFFSET
 
-pytestmark = pytest.mark.system
-
 ROOT = Path(__file__).resolve().parents[2]
 SHORT = gateway_pb2.SessionConfig(max_reply_tokens=12)
 C = grpc.StatusCode

@@ -93,6 +93,10 @@ def is_summary(turn: int):
     return lambda e: e.turn == turn and e.WhichOneof("event") in ("summary", "error")
 
 
+def test_one_milestone_per_stage_in_pipeline_order():
+    assert tuple(m.stage for m in MILESTONES) == STAGES
+
+
 def test_typed_turn_streams_every_stage_and_sums_up():
     async def main():
         async with gateway(Script()) as (stub, record, registry):
