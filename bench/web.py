@@ -3,24 +3,33 @@ in headless Chromium, per transport, beside the gateway's own time to first fram
 
 Each turn is a fresh page whose fake microphone plays the question once (made by the stack's TTS, with a
 second of silence before it), so the end of speech is known on the page's clock: the moment the page
-opened the microphone plus where speech ends in the WAV. The difference between the two figures is the
-web service, the transport and the browser. Runs in .venv/web (`make bench-web`) -> out/bench/web.md.
+opened the microphone plus where the sound ends in the WAV (the TTS's trailing silence excluded). The
+difference between the two figures is the web service, the transport and the browser (and where the
+gateway's voice activity detector puts the end of speech). Runs in .venv/web (`make bench-web`) -> out/bench/web.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import sys
 import time
-import wave
+
+import numpy as np
 
 from bench.common import OUT, p50, pct, table, write_section
 from gateway.stack import Stack
+from services.common.audio import read_wav
 from tests.web.chromium import chromium, close, with_silence
 
 QUESTION = "What is the capital of France?"
 LEAD = 1.0
+
+
+def last_sound(wav: bytes) -> float:
+    """Where speech ends in ``wav``, seconds: the TTS pads its audio with silence, which is not speech."""
+    samples, rate = read_wav(wav)
+    loud = np.flatnonzero(np.abs(samples) > 0.02 * np.abs(samples).max())
+    return float(loud[-1] + 1) / rate
 
 
 def wait(driver, script: str, timeout: float):
@@ -66,8 +75,7 @@ def main() -> int:
     try:
         stack.wait_serving(300)
         wav = stack.speak(QUESTION)
-        with wave.open(io.BytesIO(wav)) as w:
-            speech_end = LEAD + w.getnframes() / w.getframerate()
+        speech_end = LEAD + last_sound(wav)
         wav_path = OUT / "web-question.wav"
         wav_path.write_bytes(with_silence(wav, LEAD, 2.0))
         for transport in ("webrtc", "ws"):
@@ -91,7 +99,8 @@ def main() -> int:
             else "hands-free: the server finds the end of the turn")
     text = f"""## Browser: end of question to first frame painted (`make bench-web`)
 
-Headless Chromium on the same machine as the stack (loopback), one fresh page per turn, {mode}.
+Headless Chromium on the same machine as the stack (loopback), one fresh page per turn,
+{mode}.
 Browser = from the end of speech in the fake microphone's WAV to the first reply frame the page painted
 (requestVideoFrameCallback for WebRTC, the canvas draw for WebSocket); gateway = the turn summary's time
 to first frame. The difference is the web service, the transport and the browser. Seconds.
