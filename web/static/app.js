@@ -4,7 +4,10 @@
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
-const MIC = { echoCancellation: true, noiseSuppression: true, autoGainControl: true, channelCount: 1 };
+// ?echo_cancellation=0: for headsets and devices that cancel echo themselves (and the barge-in test:
+// headless Chromium's canceller mutes a fake microphone while WebRTC audio plays).
+const MIC = { echoCancellation: params.get("echo_cancellation") !== "0", noiseSuppression: true,
+              autoGainControl: true, channelCount: 1 };
 
 const talker = window.talker = {
   state: "ready", transport: "", message: "", turns: {}, micStartedAt: 0,
