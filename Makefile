@@ -4,6 +4,8 @@ PY ?= python3
 VENV := .venv
 SERVICES := asr llm tts animator gateway
 PIP_FLAGS := -q --disable-pip-version-check
+# Service environments install exactly their lock: every pin hashed, nothing resolved at install time.
+PIP_LOCKED := $(PIP_FLAGS) --require-hashes --no-deps
 export OMP_WAIT_POLICY := PASSIVE
 
 # Optional parts (extra backends and their environments) add themselves here:
@@ -27,37 +29,38 @@ setup: $(foreach s,$(SERVICES) dev,$(VENV)/$(s)/.installed)
 
 $(VENV)/asr/.installed: services/asr/requirements.txt
 	rm -rf $(VENV)/asr && $(PY) -m venv $(VENV)/asr
-	$(VENV)/asr/bin/pip install $(PIP_FLAGS) -r $<
+	$(VENV)/asr/bin/pip install $(PIP_LOCKED) -r $<
 	touch $@
 
 $(VENV)/tts/.installed: services/tts/requirements.txt
 	rm -rf $(VENV)/tts && $(PY) -m venv $(VENV)/tts
-	$(VENV)/tts/bin/pip install $(PIP_FLAGS) -r $<
+	$(VENV)/tts/bin/pip install $(PIP_LOCKED) -r $<
 	touch $@
 
 # llama-cpp-python compiles llama.cpp (~5 min on 2 cores; pip caches the wheel afterwards).
 $(VENV)/llm/.installed: services/llm/requirements.txt services/llm/requirements-nodeps.txt
 	rm -rf $(VENV)/llm && $(PY) -m venv $(VENV)/llm
-	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(VENV)/llm/bin/pip install $(PIP_FLAGS) -r $<
-	$(VENV)/llm/bin/pip install $(PIP_FLAGS) --no-deps -r services/llm/requirements-nodeps.txt
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(VENV)/llm/bin/pip install $(PIP_LOCKED) -r $<
+	$(VENV)/llm/bin/pip install $(PIP_LOCKED) -r services/llm/requirements-nodeps.txt
 	touch $@
 
 $(VENV)/animator/.installed: services/animator/requirements.txt requirements-test.txt
 	rm -rf $(VENV)/animator && $(PY) -m venv $(VENV)/animator
-	$(VENV)/animator/bin/pip install $(PIP_FLAGS) -r $<
+	$(VENV)/animator/bin/pip install $(PIP_LOCKED) -r $<
 	$(VENV)/animator/bin/pip install $(PIP_FLAGS) -r requirements-test.txt  # its unit tests run here
 	touch $@
 
 $(VENV)/gateway/.installed: gateway/requirements.txt pyproject.toml
 	rm -rf $(VENV)/gateway && $(PY) -m venv $(VENV)/gateway
-	$(VENV)/gateway/bin/pip install $(PIP_FLAGS) -r $<
+	$(VENV)/gateway/bin/pip install $(PIP_LOCKED) -r $<
 	$(VENV)/gateway/bin/pip install $(PIP_FLAGS) --no-deps -e .
 	touch $@
 
 # Tests and lint run here: the gateway's dependencies plus the test tools.
 $(VENV)/dev/.installed: gateway/requirements.txt requirements-dev.txt requirements-test.txt proto/requirements.txt
 	rm -rf $(VENV)/dev $(VENV)/proto && $(PY) -m venv $(VENV)/dev && $(PY) -m venv $(VENV)/proto
-	$(VENV)/dev/bin/pip install $(PIP_FLAGS) -r gateway/requirements.txt -r requirements-dev.txt
+	$(VENV)/dev/bin/pip install $(PIP_LOCKED) -r gateway/requirements.txt
+	$(VENV)/dev/bin/pip install $(PIP_FLAGS) -r requirements-dev.txt
 	$(VENV)/proto/bin/pip install $(PIP_FLAGS) -r proto/requirements.txt
 	touch $@
 
