@@ -38,18 +38,19 @@ def metric_sum(text: str, name: str, **labels: str) -> float:
 
 
 class ServiceProcess:
-    def __init__(self, label: str, venv: str, module: str, log: Path, env: dict[str, str]):
+    def __init__(self, label: str, venv: str, module: str, log: Path, env: dict[str, str],
+                 host: str = "127.0.0.1", grpc_port: int | None = None):
         self.label = label
-        self.grpc_port, self.metrics_port = free_port(), free_port()
+        self.grpc_port, self.metrics_port = grpc_port or free_port(), free_port()
         self.log = log
         full = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", OMP_WAIT_POLICY="PASSIVE",
-                    TALKER_GRPC_PORT=str(self.grpc_port), TALKER_METRICS_PORT=str(self.metrics_port),
+                    TALKER_HOST=host, TALKER_GRPC_PORT=str(self.grpc_port), TALKER_METRICS_PORT=str(self.metrics_port),
                     TALKER_GRACE_SECONDS="2")
         full.update(env)
         with open(log, "wb") as out:
             self.proc = subprocess.Popen([str(VENV / venv / "bin" / "python"), "-m", module], cwd=ROOT, env=full,
                                          stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{self.grpc_port}")
+        self.channel = grpc.insecure_channel(f"{host}:{self.grpc_port}")
 
     def wait_serving(self, timeout: float) -> None:
         health = health_pb2_grpc.HealthStub(self.channel)

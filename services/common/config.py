@@ -128,6 +128,11 @@ class ServerConfig:
     # A second, plaintext port serving only grpc.health.v1 (0 = none): kubelet gRPC probes
     # cannot speak TLS, so with TLS on the main port the probes point here.
     health_port: int = 0
+    # Connections older than this get a GOAWAY (0 = never): clients then reconnect and re-resolve DNS,
+    # so replicas added since they connected (HPA, KEDA) receive their share of new calls. Calls in
+    # flight get the grace period to finish before the connection closes.
+    max_connection_age_seconds: float = 0.0
+    max_connection_age_grace_seconds: float = 30.0
     # Fault injection for tests and drills: every call to the stage's own RPCs
     # waits this long before it is handled. Never set in production.
     fault_delay_seconds: float = 0.0
@@ -141,6 +146,10 @@ class ServerConfig:
         require(1 <= self.threads <= 256, f"TALKER_THREADS={self.threads}: must be 1..256")
         require(self.max_message_bytes >= 64 * 1024,
                 f"TALKER_MAX_MESSAGE_BYTES={self.max_message_bytes}: must be >= 65536")
+        require(self.max_connection_age_seconds >= 0,
+                f"TALKER_MAX_CONNECTION_AGE_SECONDS={self.max_connection_age_seconds}: must be >= 0 (0 = never)")
+        require(self.max_connection_age_grace_seconds >= 0,
+                f"TALKER_MAX_CONNECTION_AGE_GRACE_SECONDS={self.max_connection_age_grace_seconds}: must be >= 0")
         require(0 <= self.fault_delay_seconds <= 600,
                 f"TALKER_FAULT_DELAY_SECONDS={self.fault_delay_seconds}: must be 0..600")
         require(bool(self.metrics_tls_cert_file) == bool(self.metrics_tls_key_file),

@@ -134,7 +134,7 @@ def test_ports_modules_and_environment_follow_the_design(scenario):
         grpc_port, metrics_port = PORTS[comp]
         env = env_of(dep)
         expected = {"grpc": grpc_port, "metrics": metrics_port}
-        if "TALKER_TLS_CERT_FILE" in env:  # gRPC TLS: a plaintext health-only port for the probes
+        if "TALKER_HEALTH_PORT" in env:  # the plaintext health-only port the probes use (on by default)
             expected["health"] = int(env["TALKER_HEALTH_PORT"])
         assert {p["name"]: p["containerPort"] for p in c["ports"]} == expected
         assert c["command"] == ["python", "-m", MODULES[comp]]
@@ -193,19 +193,20 @@ def test_service_monitors_select_exactly_their_service_and_name_its_metrics_port
                 "targetLabel": "component", "action": "replace"} in ep["relabelings"]
 
 
-def test_probes_are_native_grpc_on_the_grpc_port_with_room_for_model_load(scenario):
+def test_probes_are_native_grpc_on_the_health_port_with_room_for_model_load(scenario):
     name, objects = scenario
     for dep in by_kind(objects, "Deployment").values():
         c = container(dep)
         ports = {p["name"]: p["containerPort"] for p in c["ports"]}
-        # with gRPC TLS the kubelet (no TLS) probes the plaintext health-only port
+        # the kubelet probes the plaintext health-only port (outside the concurrency limit; no TLS)
+        assert "health" in ports or name == "no-health-port-values.yaml", "probes on the main port"
         port = ports.get("health", ports["grpc"])
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
             assert set(c[probe]) & {"grpc", "httpGet", "exec", "tcpSocket"} == {"grpc"}, probe
             want = {"port": port}  # service "" = the whole server
             if probe == "readinessProbe" and "health" in ports:
                 # the stage's own service: NOT_SERVING while saturated
-                want["service"] = f"talker.v1.{component(dep).title()}"
+                want["service"] = f"talker.v1.{component(dep).title()}Service"
             assert c[probe]["grpc"] == want, probe
         start = c["startupProbe"]
         budget = start["periodSeconds"] * start["failureThreshold"]
