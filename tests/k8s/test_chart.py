@@ -251,7 +251,7 @@ def test_resources_gpu_and_scheduling(scenario):
             assert gpu == 1 and c["resources"]["requests"]["nvidia.com/gpu"] == 1
             assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
             assert any(t["key"] == "nvidia.com/gpu" for t in pod["tolerations"])
-            assert c["image"].endswith("-vllm")
+            assert c["image"].endswith("-vllm-cuda")  # the CUDA vLLM image (make images-heavy)
             assert env_of(dep)["TALKER_LLM_BACKEND"] == "vllm"
             assert any(m["mountPath"] == "/dev/shm" for m in c["volumeMounts"])
             assert dep["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 0, "maxUnavailable": 1}
@@ -439,8 +439,8 @@ def test_notes_list_the_port_forward_commands():
 # --- k8s/: the plain manifests ----------------------------------------------------------------------------
 
 def test_k8s_dir_builds_with_kustomize_and_equals_the_chart():
-    """k8s/ (kubectl apply -k k8s, then -k k8s/monitoring) holds exactly the chart's default objects;
-    `make k8s-check` compares the files byte for byte."""
+    """k8s/ (kubectl apply -k k8s, then -k k8s/monitoring) holds exactly the chart's default objects
+    (without the `helm test` pod); `make k8s-check` compares the files byte for byte."""
     import subprocess
 
     from tests.k8s.conftest import KUBECTL, ROOT
@@ -450,4 +450,38 @@ def test_k8s_dir_builds_with_kustomize_and_equals_the_chart():
         built += [o for o in yaml.safe_load_all(out.stdout) if o]
     key = lambda o: (o["kind"], o["metadata"]["name"])  # noqa: E731
     assert all(o["metadata"]["namespace"] == NAMESPACE for o in built if o["kind"] != "Namespace")
-    assert sorted(built, key=key) == sorted(render(), key=key)
+    chart = [o for o in render() if "helm.sh/hook" not in o["metadata"].get("annotations", {})]
+    assert sorted(built, key=key) == sorted(chart, key=key)
+
+
+def test_image_registry_tag_and_digest():
+    objects = render(sets=("image.registry=ghcr.io/acme/", "image.tag=1.2.3",
+                           "services.asr.image.digest=sha256:" + "a" * 64))
+    images = {component(d): container(d)["image"] for d in by_kind(objects, "Deployment").values()}
+    assert images["gateway"] == "ghcr.io/acme/talker-gateway:1.2.3"
+    assert images["asr"] == "ghcr.io/acme/talker-asr@sha256:" + "a" * 64  # a digest pins the exact image
+
+
+def test_helm_test_asks_every_service_through_its_service(scenario):
+    name, objects = scenario
+    (pod,) = [o for o in objects if o["kind"] == "Pod"
+              and o["metadata"].get("annotations", {}).get("helm.sh/hook") == "test"]
+    c = pod["spec"]["containers"][0]
+    assert c["command"][:2] == ["python", "/usr/local/lib/talker/healthcheck.py"]
+    assert c["image"] == container(by_kind(objects, "Deployment")["talker-gateway"])["image"]
+    assert pod["spec"]["restartPolicy"] == "Never" and c["securityContext"]["runAsNonRoot"] is True
+    services = by_kind(objects, "Service")
+    targets = dict(t.rsplit(":", 1) for t in c["command"][2:])
+    assert set(targets) == set(services), "every Service is checked"
+    labels = pod["metadata"]["labels"]
+    policies = by_kind(objects, "NetworkPolicy")
+    for svc_name, port in targets.items():
+        svc = services[svc_name]
+        (svc_port,) = [p for p in svc["spec"]["ports"] if p["port"] == int(port)]
+        # the port the Service names is the pod's health port (or gRPC port without one)
+        assert svc_port["name"] == ("grpc" if name == "no-health-port-values.yaml" else "health")
+        if policies:  # the service's NetworkPolicy admits the test pod on that port
+            rules = policies[svc_name]["spec"]["ingress"]
+            assert any(any(p["port"] == int(port) for p in r["ports"]) and any(
+                set(f.get("podSelector", {}).get("matchLabels", {}).items()) <= set(labels.items())
+                and "namespaceSelector" not in f for f in r.get("from", [])) for r in rules), svc_name
