@@ -57,10 +57,12 @@ wheelhouse() {
     for lock in $(locks "$name"); do
         i=$((i + 1))
         cp "$lock" "$out/requirements-$i.txt"  # requirements*.txt: installed in this order
-        python3 -m pip download -q --disable-pip-version-check --no-deps --require-hashes -r "$lock" -d "$out"
+        python3 -m pip download -q --disable-pip-version-check --no-deps --require-hashes -r "$lock" -d "$out" \
+            2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
     done
     if [ -f "$dir/build-requirements.txt" ]; then
-        python3 -m pip download -q --disable-pip-version-check --no-deps --require-hashes -r "$dir/build-requirements.txt" -d "$out"
+        python3 -m pip download -q --disable-pip-version-check --no-deps --require-hashes \
+            -r "$dir/build-requirements.txt" -d "$out" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
     fi
 }
 

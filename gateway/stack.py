@@ -26,14 +26,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 
-@dataclasses.dataclass
-class ServiceProcess:
-    name: str
+class LocalEndpoints:
+    """The gRPC target and /metrics URL of a service listening on this machine's loopback."""
+
     grpc_port: int
     metrics_port: int
-    pid_file: Path
-    log_file: Path
-    proc: subprocess.Popen | None = None
 
     @property
     def target(self) -> str:
@@ -42,6 +39,16 @@ class ServiceProcess:
     @property
     def metrics_url(self) -> str:
         return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
+
+@dataclasses.dataclass
+class ServiceProcess(LocalEndpoints):
+    name: str
+    grpc_port: int
+    metrics_port: int
+    pid_file: Path
+    log_file: Path
+    proc: subprocess.Popen | None = None
 
     def pid(self) -> int | None:
         if self.proc is not None and self.proc.poll() is not None:

@@ -9,6 +9,7 @@ import signal
 import subprocess
 from pathlib import Path
 
+from gateway.stack import LocalEndpoints
 from tests.service_process import free_port
 
 
@@ -20,7 +21,7 @@ def image_config(ref: str) -> dict:
     return json.loads(buildah("inspect", "--type", "image", ref))["OCIv1"]["config"]
 
 
-class Container:
+class Container(LocalEndpoints):
     def __init__(self, name: str, ref: str, log: Path, env: dict[str, str] | None = None):
         self.name, self.ref, self.log = name, ref, log
         self.grpc_port, self.metrics_port, self.health_port = free_port(), free_port(), free_port()
@@ -28,14 +29,6 @@ class Container:
         self.proc: subprocess.Popen | None = None
         self.env = {"TALKER_GRPC_PORT": str(self.grpc_port), "TALKER_METRICS_PORT": str(self.metrics_port),
                     "TALKER_HEALTH_PORT": str(self.health_port), "TALKER_GRACE_SECONDS": "2", **(env or {})}
-
-    @property
-    def target(self) -> str:
-        return f"127.0.0.1:{self.grpc_port}"
-
-    @property
-    def metrics_url(self) -> str:
-        return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
     def rootfs(self) -> Path:
         """The container's files, mounted on the host for inspection."""
