@@ -25,6 +25,7 @@ help:
 	@echo "make setup | up | down | status | proto | proto-check | buf-lint | buf-breaking | dashboard | lint | bench"
 	@echo "extras: test-llm-vllm bench-llm | test-tts-coqui bench-tts | test-animator-lipsync bench-animator"
 	@echo "        animator-showcase | k8s-tools helm-lint k8s k8s-check test-k8s"
+	@echo "images: images images-heavy push push-heavy test-images (REGISTRY=..., TAG=...) | lock test-locks"
 
 # --- environments -----------------------------------------------------------
 setup: $(foreach s,$(SERVICES) dev,$(VENV)/$(s)/.installed)
