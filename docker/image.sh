@@ -50,9 +50,14 @@ print(f"MODULE={s.module}", f"GRPC_PORT={s.grpc_port or str()}", f"METRICS_PORT=
 }
 
 wheelhouse() {
-    local name=$1 out=out/wheelhouse/$1 dir i=0
+    local name=$1 out=out/wheelhouse/$1 dir i=0 sources
     dir=$(code "$name")
+    # Already complete for these very locks: nothing to download (a rebuild then takes seconds).
+    sources=$(locks "$name"; if [ -f "$dir/build-requirements.txt" ]; then echo "$dir/build-requirements.txt"; fi)
+    # shellcheck disable=SC2086
+    if [ -f "$out.complete" ] && cat $sources | cmp -s - "$out.complete"; then return 0; fi
     mkdir -p "$out"
+    rm -f "$out.complete"
     rm -f "$out"/requirements*.txt
     for lock in $(locks "$name"); do
         i=$((i + 1))
@@ -64,6 +69,8 @@ wheelhouse() {
         python3 -m pip download -q --disable-pip-version-check --no-deps --require-hashes \
             -r "$dir/build-requirements.txt" -d "$out" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
     fi
+    # shellcheck disable=SC2086
+    cat $sources > "$out.complete"
 }
 
 build() {
