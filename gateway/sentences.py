@@ -8,24 +8,10 @@ from __future__ import annotations
 
 import re
 
-_ABBREVIATIONS = {
-    "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "etc", "e.g", "i.e", "no", "fig", "approx",
-    "inc", "ltd", "a.m", "p.m", "co", "mt",
-    "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec",
-}
-_END = re.compile(r"[.!?\u2026]+[\"')\]]*(?=\s)")
+from services.common.sentences import END as _END
+from services.common.sentences import is_abbreviation as _is_abbreviation
+
 _CLAUSE = re.compile(r"[,;:\u2014](?=\s)")
-
-
-def _is_abbreviation(text: str, end: int) -> bool:
-    """Whether the period ending at ``end`` closes an abbreviation or an initial."""
-    if text[end - 1] != ".":
-        return False
-    word = re.search(r"([\w.]+)\.$", text[:end])
-    if not word:
-        return False
-    w = word.group(1).lower()
-    return w in _ABBREVIATIONS or (len(w) == 1 and w.isalpha())
 
 
 class SentenceSplitter:
