@@ -42,7 +42,7 @@ test-llm-vllm: $(LLM_VLLM)/.installed $(VENV)/dev/.installed
 		tests/system/test_llm_backends.py
 
 # Both backends, 1 and 4 concurrent sessions: tokens/s and TTFT -> out/bench/llm.md.
-bench-llm: $(VENV)/llm/.installed $(LLM_VLLM)/.installed $(VENV)/dev/.installed
+bench-llm: llm-models $(LLM_VLLM)/.installed $(VENV)/dev/.installed
 	$(VENV)/dev/bin/python bench/llm.py --out out/bench/llm.md
 
 # The answer-quality benchmark: every candidate on the same conversations -> out/bench/answers.md.
