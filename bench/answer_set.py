@@ -75,6 +75,9 @@ ITEMS: tuple[Item, ...] = (
     _i("small-talk", "Do you like music?", r"music|song|listen|melod|tune"),
     _i("small-talk", "Good morning!", r"morning|hello|\bhi\b|hey|good"),
     _i("small-talk", "Tell me something fun.", r"\w+"),
+    # harmless requests the persona must not refuse
+    _i("small-talk", "Tell me a joke.", r"\w+", r"can(no|')t (assist|help)|sorry"),
+    _i("small-talk", "Tell me a short story about a dragon.", r"dragon", r"can(no|')t (assist|help)|sorry"),
     # follow-ups: the answer needs the earlier turns
     _i("follow-up", ("What is the capital of Italy?", "The capital of Italy is Rome.",
                      "What is a famous old building there?"),
