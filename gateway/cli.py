@@ -17,8 +17,7 @@ from pathlib import Path
 
 import grpc
 
-from gateway.client import ClientSecurity
-from gateway.stack import Stack
+from gateway.client import ClientSecurity, health
 from services.common.audio import pcm16_to_float
 from services.common.media import decode_jpeg, rgb_frame, write_mp4
 from services.common.metrics import VERSION
@@ -33,6 +32,8 @@ def _progress(msg: str) -> None:
 
 
 def cmd_up(args) -> int:
+    from stack.local import Stack  # the local stack is not part of the gateway's image
+
     stack = Stack()
     stack.start()
     _progress("starting asr, llm, tts, animator, gateway (logs in out/stack/*.log) ...")
@@ -43,13 +44,15 @@ def cmd_up(args) -> int:
     return 0
 
 
-def print_endpoints(stack: Stack) -> None:
+def print_endpoints(stack) -> None:
     print("\nTalker is up:")
     for name, svc in stack.services.items():
         print(f"  {name:9s} gRPC {svc.target:16s} metrics {svc.metrics_url}")
 
 
 def cmd_down(args) -> int:
+    from stack.local import Stack
+
     Stack().stop()
     _progress("stopped")
     return 0
@@ -59,8 +62,11 @@ def cmd_status(args) -> int:
     """Health of the local stack's services, or of one gateway (--target: port-forwarded or remote)."""
     if args.target:
         security = ClientSecurity.from_env()
-        rows = [{"service": "gateway", "status": health(security, args.target), "target": args.target}]
+        with security.channel(args.target) as ch:
+            rows = [{"service": "gateway", "status": health(ch, 2.0, security.metadata()), "target": args.target}]
     else:
+        from stack.local import Stack
+
         stack = Stack()
         rows = [{"service": name, "status": stack.health(name), "target": svc.target, "metrics": svc.metrics_url}
                 for name, svc in stack.services.items()]
@@ -73,17 +79,6 @@ def cmd_status(args) -> int:
     return int(any(row["status"] != "SERVING" for row in rows))
 
 
-def health(security: ClientSecurity, target: str, timeout: float = 2.0) -> str:
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-    with security.channel(target) as ch:
-        try:
-            resp = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=timeout,
-                                                        metadata=security.metadata())
-            return health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
-        except grpc.RpcError as exc:
-            return "DOWN" if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) \
-                else exc.code().name
 
 
 def cmd_ask(args) -> int:

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from gateway import cli
-from tests.service_process import free_port
+from stack.process import free_port
 
 
 def test_version(capsys):
