@@ -28,8 +28,7 @@ import grpc
 
 from bench.answer_set import ITEMS, Item
 from bench.common import ROOT, machine, p50, pct, start_service, stop_service, write_section
-from gateway.sentences import SentenceSplitter
-from services.common.sentences import split_sentences
+from services.common.segments import SentenceSplitter, sentences
 from services.llm.speech import repeated_phrase
 from talker.v1 import llm_pb2, llm_pb2_grpc
 
@@ -53,7 +52,7 @@ def spoken_form(text: str, max_sentences: int = 3, finish: int = llm_pb2.FINISH_
     problems = []
     if not text.strip():
         return ["empty"]
-    n = len(split_sentences(text))
+    n = len(sentences(text))
     if n > max_sentences:
         problems.append(f"{n} sentences (at most {max_sentences})")
     if phrase := repeated_phrase(text):
@@ -132,7 +131,7 @@ def run_model(model: str, items: tuple[Item, ...], args, logs: Path) -> dict:
                 rows.append((item, reply, correct(item, reply.text),
                              spoken_form(reply.text, item.sentences, reply.finish)))
             cache = prefix_cache(stub) if not args.quick else None
-        memory = peak_rss_mib(proc.pid)
+        memory = peak_rss_mib(proc.pid())
     finally:
         stop_service(proc)
     replies = [r for _, r, _, _ in rows]
@@ -145,7 +144,7 @@ def run_model(model: str, items: tuple[Item, ...], args, logs: Path) -> dict:
         "first_piece": p50([r.first_piece for r in replies]),
         "first_piece_p95": pct([r.first_piece for r in replies], 95),
         "tok_s": statistics.median(rates) if rates else float("nan"),
-        "sentences": statistics.mean(len(split_sentences(r.text)) for r in replies),
+        "sentences": statistics.mean(len(sentences(r.text)) for r in replies),
     }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from services.common.sentences import sentence_ends, split_sentences
+from services.common.segments import sentence_ends, sentences
 
 _WORD = re.compile(r"[\w']+")
 
@@ -28,7 +28,7 @@ class SentenceBudget:
             return ""
         self.text += piece
         if self.max_sentences:
-            ends = sentence_ends(self.text)
+            ends = list(sentence_ends(self.text))
             if len(ends) >= self.max_sentences:
                 self.cut = True
                 self.text = self.text[:ends[self.max_sentences - 1]]
@@ -36,7 +36,7 @@ class SentenceBudget:
         return out
 
     def sentences(self) -> int:
-        return len(split_sentences(self.text))
+        return len(sentences(self.text))
 
 
 def repeated_phrase(text: str, words: int = 4) -> str | None:

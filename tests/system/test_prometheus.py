@@ -14,7 +14,8 @@ import urllib.request
 import pytest
 import yaml
 
-from gateway.stack import SERVICES, Stack
+from services.common.registry import SERVICES
+from stack.local import Stack
 from talker.v1 import gateway_pb2
 from tests.prometheus_stack import HELM, PrometheusStack, Webhook, render_chart, scrape_configs, wait
 from tests.system.conftest import PORT_OFFSET
@@ -25,8 +26,7 @@ if not HELM.exists():
     _missing.append(str(HELM))
 if _missing and os.environ.get("CI"):
     raise RuntimeError(f"CI must install {_missing} (make test does)")
-pytestmark = [pytest.mark.system,
-              pytest.mark.skipif(bool(_missing), reason=f"needs {_missing}; make test installs them")]
+pytestmark = pytest.mark.skipif(bool(_missing), reason=f"needs {_missing}; make test installs them")
 
 # Panels that only show data when something goes wrong or a GPU is present: still evaluated (no
 # error allowed, every metric must exist), just not required to return samples.
