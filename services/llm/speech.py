@@ -28,7 +28,7 @@ class SentenceBudget:
             return ""
         self.text += piece
         if self.max_sentences:
-            ends = list(sentence_ends(self.text))
+            ends = _full_sentence_ends(self.text)
             if len(ends) >= self.max_sentences:
                 self.cut = True
                 self.text = self.text[:ends[self.max_sentences - 1]]
@@ -37,6 +37,16 @@ class SentenceBudget:
 
     def sentences(self) -> int:
         return len(sentences(self.text))
+
+
+def _full_sentence_ends(text: str) -> list[int]:
+    """Sentence ends that close words (a blank line is a line-break end with nothing before it)."""
+    out, start = [], 0
+    for end in sentence_ends(text):
+        if text[start:end].strip():
+            out.append(end)
+        start = end
+    return out
 
 
 def repeated_phrase(text: str, words: int = 4) -> str | None:

@@ -27,6 +27,12 @@ def test_budget_cuts_at_the_end_of_the_last_allowed_sentence(step):
     assert budget.cut and budget.sentences() == 2
 
 
+def test_blank_lines_are_not_sentences_of_the_budget():
+    budget = SentenceBudget(2)
+    assert stream(budget, "Sure! Here is one:\n\nOnce upon a time. The end.", 2) == "Sure! Here is one:\n"
+    assert budget.sentences() == 2
+
+
 def test_budget_never_cuts_mid_word_and_zero_means_none():
     budget = SentenceBudget(3)
     assert stream(budget, "One. Two. Three") == "One. Two. Three"  # the third end is not certain yet
