@@ -14,8 +14,6 @@ from bench.answer_set import ITEMS
 from bench.answers import ask, correct, spoken_form
 from talker.v1 import llm_pb2_grpc
 
-pytestmark = pytest.mark.system
-
 QUICK = [i for i in ITEMS if i.quick]
 
 
