@@ -24,7 +24,7 @@ from gateway.metrics import STAGES, GatewayMetrics
 from gateway.sentences import SentenceSplitter, speakable_piece
 from gateway.stages import StageClients
 from services.common import tracing
-from services.common.errors import InvalidArgument, StageError
+from services.common.errors import InvalidArgument, StageError, status_for
 from talker.v1 import animator_pb2, asr_pb2, common_pb2, gateway_pb2, llm_pb2, tts_pb2
 
 ASR_CHUNK_BYTES = 32000  # 1 s of 16 kHz PCM16 per message
@@ -347,9 +347,12 @@ class Turn:
             audio_seconds=self.audio_samples / self.sample_rate if self.sample_rate else 0.0,
             frames=self.frames, fps=self.fps, cancelled=cancelled)
 
-    def record(self, status: str) -> None:
+    def record(self, status: str, error: BaseException | None = None) -> None:
         m = self.metrics
         m.turns.labels(status).inc()
+        if error is not None:
+            code, _ = status_for(error)
+            m.turn_errors.labels(getattr(error, "stage", "gateway"), code.name).inc()
         if status != "ok":
             return
         example = tracing.exemplar(self.span)  # the turn's trace, for drilling down from a slow bucket

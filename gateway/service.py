@@ -107,8 +107,8 @@ class GatewayServiceServicer(gateway_pb2_grpc.GatewayServiceServicer):
             turn.record("cancelled")
             self._remember(session, turn)
             raise
-        except BaseException:
-            turn.record("error")
+        except BaseException as exc:
+            turn.record("error", exc)
             raise
         turn.record("ok")
         self._remember(session, turn)

@@ -131,6 +131,10 @@ class ServerConfig:
     # Fault injection for tests and drills: every call to the stage's own RPCs
     # waits this long before it is handled. Never set in production.
     fault_delay_seconds: float = 0.0
+    # The container's memory limit and CPU request as the chart passes them (downward API; 0 = not
+    # known): exported so that OOM forecasts and capacity rules work without kube-state-metrics.
+    memory_limit_bytes: int = 0
+    cpu_request_millicores: int = 0
 
     def __post_init__(self) -> None:
         check_port("TALKER_GRPC_PORT", self.grpc_port)
@@ -143,6 +147,9 @@ class ServerConfig:
                 f"TALKER_MAX_MESSAGE_BYTES={self.max_message_bytes}: must be >= 65536")
         require(0 <= self.fault_delay_seconds <= 600,
                 f"TALKER_FAULT_DELAY_SECONDS={self.fault_delay_seconds}: must be 0..600")
+        require(self.memory_limit_bytes >= 0, f"TALKER_MEMORY_LIMIT_BYTES={self.memory_limit_bytes}: must be >= 0")
+        require(self.cpu_request_millicores >= 0,
+                f"TALKER_CPU_REQUEST_MILLICORES={self.cpu_request_millicores}: must be >= 0")
         require(bool(self.metrics_tls_cert_file) == bool(self.metrics_tls_key_file),
                 "TALKER_METRICS_TLS_CERT_FILE and TALKER_METRICS_TLS_KEY_FILE must be set together")
         require(bool(self.tls_cert_file) == bool(self.tls_key_file),

@@ -26,7 +26,14 @@ from services.common import metrics_server, tracing
 from services.common.config import ConfigError, ServerConfig, from_env, read_setting_file
 from services.common.errors import ErrorInterceptor
 from services.common.handlers import rewrap
-from services.common.metrics import VERSION, GrpcServerMetrics, MetricsInterceptor, ModelMetrics, build_info
+from services.common.metrics import (
+    VERSION,
+    GrpcServerMetrics,
+    MetricsInterceptor,
+    ModelMetrics,
+    build_info,
+    container_resources,
+)
 
 log = logging.getLogger("talker.server")
 
@@ -256,6 +263,7 @@ def setup_logging(level: str, name: str) -> None:
 async def serve(stage: Stage, config: ServerConfig, stop: asyncio.Event | None = None) -> None:
     """Run ``stage`` until SIGTERM/SIGINT (or ``stop`` is set), then drain."""
     build_info(stage.name)
+    container_resources(config.memory_limit_bytes, config.cpu_request_millicores)
     provider = tracing.setup(stage.name, VERSION)
     model_metrics = ModelMetrics(stage.name)
     metrics_server.start(config)

@@ -52,7 +52,8 @@ def extra_asr(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def prom(stack, extra_asr, tmp_path_factory):
-    objects = render_chart("metrics.serviceMonitor.force=true", "metrics.prometheusRule.force=true")
+    objects = render_chart("metrics.serviceMonitor.force=true", "metrics.prometheusRule.force=true",
+                           "metrics.serviceMonitor.interval=5s")
     ports = {name: [svc.metrics_port] for name, svc in stack.services.items()}
     ports["asr"].append(extra_asr.services["asr"].metrics_port)
     workdir = tmp_path_factory.mktemp("prometheus")
