@@ -16,9 +16,10 @@ from pathlib import Path
 import grpc
 
 from gateway.client import ClientSecurity
-from gateway.stack import SERVICES, Stack
+from gateway.stack import Stack
 from services.common.audio import pcm16_to_float
 from services.common.media import decode_jpeg, rgb_frame, write_mp4
+from services.common.registry import local_target
 from talker.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc
 
 DEFAULT_QUESTION = "Hello! Who are you, and what can you do?"
@@ -108,7 +109,8 @@ def collect_turn(events, show: bool = True) -> dict | None:
             elif kind == "summary":
                 summary = ev.summary
             elif kind == "error":
-                _progress(f"\nturn failed in {ev.error.stage}: {common_pb2.ErrorCode.Name(ev.error.code).removeprefix('ERROR_CODE_')}: {ev.error.message}")
+                code = common_pb2.ErrorCode.Name(ev.error.code).removeprefix("ERROR_CODE_")
+                _progress(f"\nturn failed in {ev.error.stage}: {code}: {ev.error.message}")
                 return None
     except grpc.RpcError as exc:
         _progress(f"\nerror: {exc.code().name}: {exc.details()}")
@@ -156,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     ask.add_argument("--avatar", help="a portrait (JPEG/PNG) instead of the default")
     ask.add_argument("--voice", default="")
     ask.add_argument("--fps", type=int, default=0)
-    ask.add_argument("--target", default=f"127.0.0.1:{SERVICES['gateway'][1]}")
+    ask.add_argument("--target", default=local_target("gateway"))
     ask.add_argument("--timeout", type=float, default=180.0)
     ask.add_argument("--quiet", action="store_true")
     ask.add_argument("--ca", help="TLS: the CA that signed the gateway's certificate (env TALKER_CLIENT_TLS_CA_FILE)")

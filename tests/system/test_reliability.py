@@ -34,8 +34,6 @@ from talker.v1 import (
 )
 from tests.system.conftest import PORT_OFFSET
 
-pytestmark = pytest.mark.system
-
 ROOT = Path(__file__).resolve().parents[2]
 SHORT = gateway_pb2.SessionConfig(max_reply_tokens=12)
 C = grpc.StatusCode
@@ -178,8 +176,9 @@ CATALOGUE = [
      "config: sent twice"),
 ]
 
-STUBS = {"gateway": gateway_pb2_grpc.GatewayServiceStub, "asr": asr_pb2_grpc.AsrServiceStub, "llm": llm_pb2_grpc.LlmServiceStub,
-         "tts": tts_pb2_grpc.TtsServiceStub, "animator": animator_pb2_grpc.AnimatorServiceStub}
+STUBS = {"gateway": gateway_pb2_grpc.GatewayServiceStub, "asr": asr_pb2_grpc.AsrServiceStub,
+         "llm": llm_pb2_grpc.LlmServiceStub, "tts": tts_pb2_grpc.TtsServiceStub,
+         "animator": animator_pb2_grpc.AnimatorServiceStub}
 
 
 def good_call(stub, service: str) -> None:

@@ -12,8 +12,6 @@ from services.common.media import probe
 from talker.v1 import common_pb2, gateway_pb2
 from tests.wer import wer
 
-pytestmark = pytest.mark.system
-
 SPOKEN_QUESTION = "What is the capital of France?"
 
 
@@ -50,7 +48,8 @@ def test_text_turn(gateway, tmp_path):
     assert len(s.reply.split()) >= 3, s.reply
     check_av(result, tmp_path)
     # Stages overlap: audio starts before the turn ends, frames shortly after the audio.
-    assert 0 < s.time_to_first_token_seconds <= s.time_to_first_audio_seconds <= s.time_to_first_frame_seconds < s.turn_seconds
+    assert 0 < s.time_to_first_token_seconds <= s.time_to_first_audio_seconds <= s.time_to_first_frame_seconds \
+        < s.turn_seconds
     assert {st.stage for st in s.stages} == {"llm", "tts", "animator"}
 
 
