@@ -50,25 +50,26 @@ def ask(gateway, **kw):
                             timeout=120))
 
 
+def second_replica(tmp_path_factory, name: str, offset: int, timeout: float):
+    """One more replica of ``name`` on its own ports (stage targets, for a gateway, on those ports too)."""
+    s = Stack(run_dir=tmp_path_factory.mktemp(f"{name}2"), port_offset=PORT_OFFSET + offset)
+    s.start((name,))
+    s.wait_serving(timeout, names=(name,))
+    yield s
+    s.stop((name,))
+
+
 @pytest.fixture(scope="module")
 def extra_asr(tmp_path_factory):
     """A second ASR replica: the ServiceMonitor's Service has two pods, and one can be killed."""
-    s = Stack(run_dir=tmp_path_factory.mktemp("asr2"), port_offset=PORT_OFFSET + 180)
-    s.start(("asr",))
-    s.wait_serving(120, names=("asr",))
-    yield s
-    s.stop(("asr",))
+    yield from second_replica(tmp_path_factory, "asr", 180, 120)
 
 
 @pytest.fixture(scope="module")
 def broken_gateway(tmp_path_factory):
     """A second gateway replica whose stages are unreachable: every turn it takes fails with
     UNAVAILABLE at its first stage (a stage outage as that replica sees it)."""
-    s = Stack(run_dir=tmp_path_factory.mktemp("gateway2"), port_offset=PORT_OFFSET + 190)
-    s.start(("gateway",))
-    s.wait_serving(60, names=("gateway",))
-    yield s
-    s.stop(("gateway",))
+    yield from second_replica(tmp_path_factory, "gateway", 190, 60)
 
 
 @pytest.fixture(scope="module")
