@@ -106,3 +106,17 @@ def test_every_slo_alert_is_documented():
     alerts = {r["alert"] for g in slo.groups(slo.helm_params()) for r in g["rules"] if "alert" in r}
     assert alerts == {"TalkerErrorBudgetBurnFast", "TalkerErrorBudgetBurnSlow"}
     assert "## talkererrorbudgetburn" in runbooks
+
+
+@pytest.mark.skipif(not HELM.exists(), reason="helm is installed by make k8s-tools")
+def test_runbook_links_are_absolute_with_the_base_url_and_point_at_a_section():
+    import yaml
+
+    base = "https://docs.example.org/talker/runbooks.md"
+    args = [str(HELM), "template", "t", str(RULES.parent.parent), "-s", "templates/prometheusrule.yaml",
+            "--set", "metrics.prometheusRule.force=true", "--set", f"metrics.prometheusRule.runbookBaseUrl={base}"]
+    rule = yaml.safe_load(subprocess.run(args, check=True, capture_output=True, text=True).stdout)
+    links = [r["annotations"]["runbook_url"] for g in rule["spec"]["groups"] for r in g["rules"] if "alert" in r]
+    runbooks = (HERE.parent.parent / "docs" / "runbooks.md").read_text().lower()
+    assert links and all(link.startswith(base + "#") for link in links), links
+    assert all(f"## {link.split('#')[1]}" in runbooks for link in links)
