@@ -244,7 +244,7 @@ class Turn:
                     self.audio_samples += n
                     await self._emit(audio=common_pb2.AudioChunk(pcm=chunk.pcm, sample_rate=chunk.sample_rate,
                                                                  pts=pts))
-                    await segments.put((chunk.pcm, chunk.sample_rate, sentence))
+                    await segments.put((chunk.pcm, chunk.sample_rate, sentence, resp.phonemes))
         await segments.put(None)
 
     async def _animate(self, segments: asyncio.Queue) -> None:
@@ -260,7 +260,9 @@ class Turn:
             self.clocks["animator"].input()
             item = first
             while item is not None:
-                yield animator_pb2.AnimateRequest(audio=animator_pb2.AudioSegment(pcm=item[0], text=item[2]))
+                # The voice's phoneme timing (when it has one) is relative to the chunk, as the animator takes it.
+                yield animator_pb2.AnimateRequest(audio=animator_pb2.AudioSegment(pcm=item[0], text=item[2],
+                                                                                  phonemes=item[3]))
                 item = await segments.get()
 
         call = self.clients.animator.Animate(requests(), timeout=self._timeout("animator"))
