@@ -228,7 +228,7 @@ class MeshWarpRenderer(Renderer):
         # nothing above the nose.
         mid_t = float(np.median(top))
         r = np.hypot((ps - centre) / (0.8 * width), (pt - mid_t) / (0.6 * width))
-        zone = (1.0 - _smoothstep(0.75, 1.7, r)) * _smoothstep(nose, nose + 0.35 * width, pt)
+        zone = (1.0 - _smoothstep(0.75, 1.7, r)) * _smoothstep(nose, nose + 0.6 * width, pt)
         wide_s = 0.12 * (ps - centre) * zone
         wide_t = -0.025 * width * np.clip(np.abs(across), 0, 1) ** 2 * zone   # corners lift a touch
         lips = (pt > upper_outer - 1) & (pt < lower_outer + 1)
@@ -237,14 +237,25 @@ class MeshWarpRenderer(Renderer):
         round_t = np.where(pt < top + 0.5 * gap, -pout, pout)   # lips fuller
         round_t[floor_rows] = 0.0
 
-        # press: the lips meet (the lower one rises to the upper) and thin.
+        # press: the lips meet (the lower one rises to the upper, leaving a twentieth of the gap so
+        # that no triangle between them turns over) and thin.
         fade = 1.0 - _smoothstep(lower_outer, jaw, pt)
-        press_t = np.where(lower, -0.8 * gap * fade, 0.0)
-        press_t += np.where(~lower, 0.2 * gap * upper_zone, 0.0)
-        thin = 0.12 * width * 0.15 * profile
-        press_t += np.where((pt < top) & (pt > upper_outer - 1), thin, 0.0)
-        press_t -= np.where(lower & (pt < lower_outer + 1) & (pt > lower_inner + 0.5), thin, 0.0)
-        press_t[floor_rows] = -0.8 * gap[floor_rows] + np.minimum(1.0, 0.3 * gap[floor_rows])
+        press_t = np.where(lower, -0.78 * gap * fade, 0.0)
+        press_t += np.where(~lower, 0.15 * gap * upper_zone, 0.0)   # meets the lower lip, never passes it
+        # Pressed lips thin: each lip's red is squeezed towards the line where they meet (a third
+        # of its height at the outer edge, fading out over as much again beyond it), a linear
+        # squeeze that keeps every triangle the right way round.
+        up_h = np.maximum(top - upper_outer, 1.0)
+        lo_h = np.maximum(lower_outer - lower_inner, 1.0)
+        squeeze = 0.3 * profile
+        press_t += np.where(pt <= top, squeeze * np.minimum(top - pt, up_h)
+                            * (1.0 - _smoothstep(0.0, up_h, upper_outer - pt)), 0.0)
+        press_t -= np.where(lower, squeeze * np.minimum(np.maximum(pt - lower_inner, 0.0), lo_h)
+                            * (1.0 - _smoothstep(0.0, lo_h, pt - lower_outer)), 0.0)
+        # The teeth line ends between the lips, where they meet.
+        upper_met = top + 0.15 * gap * _smoothstep(nose, nose + 0.6 * (np.median(top) - nose), top)
+        met = 0.5 * (upper_met + lower_inner - 0.78 * gap)
+        press_t[floor_rows] = (met - pt)[floor_rows]
         zero = np.zeros_like(ps)
         return {"open": (open_s, open_t), "wide": (wide_s, wide_t), "round": (round_s, round_t),
                 "press": (zero, press_t)}
@@ -255,8 +266,9 @@ class MeshWarpRenderer(Renderer):
         for eye in EYES:
             up, lo, cr = (np.array(eye[k]) for k in ("upper", "lower", "crease"))
             closing = points[lo] - points[up]
-            b[up] = 0.97 * closing
-            b[lo] = -0.1 * closing
+            # The lids meet (not pass: a lid through the other would fold the mesh).
+            b[up] = 0.9 * closing
+            b[lo] = -0.08 * closing
             b[cr] = 0.3 * closing
         return b
 

@@ -54,6 +54,7 @@ _DOM = np.array([_DOMINANCE.get(v, 1.0) for v in VISEMES], dtype=np.float64)
 _STRESS = frozenset("ˈˌ'")
 UNSTRESSED_JAW = 0.7   # reduced vowels (schwa) open less than stressed ones
 _ANTICIPATION = 1.4    # reach before a phoneme, relative to after it
+_PRESS_REACH = 0.02    # seconds over which the lips meet before a bilabial
 _REACH = 0.03          # seconds of reach of the shortest phoneme, plus a quarter of its length
 
 
@@ -139,7 +140,7 @@ class PhonemeTrack:
             return PhonemeShape(0.0, 0.0, 0.0, 0.0, 0.0)
         weights = np.empty(len(near))
         shapes = np.empty((len(near), 3))
-        tongue = stress = 0.0
+        tongue = stress = near_press = 0.0
         closed = False
         for k, p in enumerate(near):
             dur = p.end - p.start
@@ -159,12 +160,25 @@ class PhonemeTrack:
             if dist == 0.0:
                 tongue = max(tongue, 1.0 if p.viseme in TONGUE_TIP else 0.0)
                 stress = max(stress, 1.0 if p.stressed else 0.0)
-            if p.viseme == PP and p.start - self.half_frame <= t <= p.end + self.half_frame:
-                closed = True
-        jaw, width, press = (weights @ shapes) / max(float(weights.sum()), 1e-9)
+            if p.viseme == PP:
+                closed = closed or self._closes(p, t)
+                # The lips start to meet just before a bilabial and part at once after it.
+                near_press = max(near_press, math.exp(-(dist * reach / _PRESS_REACH) ** 2))
+        jaw, width, _ = (weights @ shapes) / max(float(weights.sum()), 1e-9)
+        press = near_press
         if closed:   # the lips meet on every m, b, p
             jaw, press = 0.0, 1.0
         return PhonemeShape(float(jaw), float(width), float(press), tongue, stress)
+
+    def _closes(self, p: Phone, t: float) -> bool:
+        """Whether the frame at ``t`` shuts the lips for bilabial ``p``: every frame inside it, or,
+        for one too short to hold a frame, the frame nearest its middle."""
+        if p.start <= t < p.end:
+            return True
+        fps = 0.5 / self.half_frame
+        if math.ceil(p.start * fps - 1e-9) < p.end * fps:   # some frame falls inside
+            return False
+        return abs(t - p.centre) <= self.half_frame
 
     def drop_before(self, t: float) -> None:
         """Forget phonemes that ended well before ``t`` (they no longer pull on any frame)."""

@@ -6,6 +6,9 @@ Runs in the animator environment (mediapipe, openfacefx, av):
 
 from __future__ import annotations
 
+import itertools
+
+import cv2
 import numpy as np
 import pytest
 
@@ -158,6 +161,42 @@ def test_blink_closes_the_eyes_and_nothing_below(mesh, avatar):
     assert not changed[int(lm[2, 1]):].any()
     eye = (slice(int(lm[159, 1]) - 3, int(lm[145, 1]) + 3), slice(int(lm[33, 0]), int(lm[133, 0])))
     assert (out[eye].max(axis=2) < 90).sum() < 0.6 * (avatar.image[eye].max(axis=2) < 90).sum()
+
+
+def _variants():
+    """The default portrait as users bring others: mirrored, tilted, dim."""
+    img = cv2.imread(DEFAULT_PORTRAIT)
+    h, w = img.shape[:2]
+    tilt = cv2.warpAffine(img, cv2.getRotationMatrix2D((w / 2, h / 2), 15, 1.0), (w, h),
+                          borderMode=cv2.BORDER_REPLICATE)
+    dim = (img.astype(np.float32) * 0.35).astype(np.uint8)
+    return {"default": img, "mirrored": np.ascontiguousarray(img[:, ::-1]), "tilted": tilt, "dim": dim}
+
+
+@pytest.mark.parametrize("variant", ["default", "mirrored", "tilted", "dim"])
+def test_no_mesh_triangle_ever_folds(variant):
+    """Every triangle keeps its orientation under any mix of the shapes (a fold would show as a
+    tear or a mirrored patch of skin), sampled over the whole range of each."""
+    p = AvatarPreparer(size=512, crop_scale=2.8, max_bytes=20 << 20, max_side=4096, min_face_px=64)
+    p.load()
+    try:
+        avatar = p.prepare(cv2.imencode(".png", _variants()[variant])[1].tobytes())
+    finally:
+        p.close()
+    m = MeshWarpRenderer(0.3).prepare(avatar)
+    a, b, c = (m.triangles[:, k] for k in range(3))
+
+    def area(pts):
+        d1, d2 = pts[b] - pts[a], pts[c] - pts[a]
+        return 0.5 * (d1[:, 0] * d2[:, 1] - d1[:, 1] * d2[:, 0])
+
+    sign = np.sign(area(m.points))
+    worst = np.inf
+    for op, wd, pr, bl in itertools.product(np.linspace(0, 1, 5), np.linspace(-1, 1, 5), (0, 0.5, 1), (0, 0.5, 1)):
+        coef = {"open": op, "wide": max(wd, 0.0), "round": max(-wd, 0.0), "press": pr, "blink": bl}
+        disp = sum(k * m.bases[name] for name, k in coef.items())
+        worst = min(worst, float((sign * area(m.points + disp)).min()))
+    assert worst >= 0.0, f"a triangle folds over (signed area {worst:.4f} px²)"
 
 
 def test_head_sway_moves_the_head_not_the_background(mesh, avatar):
