@@ -132,8 +132,8 @@ def main() -> int:
         for i in range(args.turns):
             s = one_turn(stub, wav=wav)
             spoken.append(s)
-            print(f"spoken turn {i + 1}: first frame {s.time_to_first_frame_seconds:.3f} s, turn {s.turn_seconds:.3f} s",
-                  file=sys.stderr)
+            print(f"spoken turn {i + 1}: first frame {s.time_to_first_frame_seconds:.3f} s, "
+                  f"turn {s.turn_seconds:.3f} s", file=sys.stderr)
         concurrency = {}
         for n in (1, 2, 4):
             concurrency[n] = load(stub, n, args.load_turns)

@@ -108,7 +108,8 @@ def collect_turn(events, show: bool = True) -> dict | None:
             elif kind == "summary":
                 summary = ev.summary
             elif kind == "error":
-                _progress(f"\nturn failed in {ev.error.stage}: {common_pb2.ErrorCode.Name(ev.error.code).removeprefix('ERROR_CODE_')}: {ev.error.message}")
+                code = common_pb2.ErrorCode.Name(ev.error.code).removeprefix("ERROR_CODE_")
+                _progress(f"\nturn failed in {ev.error.stage}: {code}: {ev.error.message}")
                 return None
     except grpc.RpcError as exc:
         _progress(f"\nerror: {exc.code().name}: {exc.details()}")

@@ -126,7 +126,8 @@ class Stack:
     def speak(self, text: str, timeout: float = 60.0) -> bytes:
         """``text`` spoken by the stack's TTS service, as a WAV file: a question for tests and benchmarks."""
         with self.channel("tts") as ch:
-            chunks = list(tts_pb2_grpc.TtsServiceStub(ch).Synthesize(tts_pb2.SynthesizeRequest(text=text), timeout=timeout))
+            stub = tts_pb2_grpc.TtsServiceStub(ch)
+            chunks = list(stub.Synthesize(tts_pb2.SynthesizeRequest(text=text), timeout=timeout))
         return write_wav(pcm16_to_float(b"".join(c.audio.pcm for c in chunks)), chunks[0].audio.sample_rate)
 
     def health(self, name: str, timeout: float = 1.0) -> str:

@@ -178,7 +178,8 @@ CATALOGUE = [
      "config: sent twice"),
 ]
 
-STUBS = {"gateway": gateway_pb2_grpc.GatewayServiceStub, "asr": asr_pb2_grpc.AsrServiceStub, "llm": llm_pb2_grpc.LlmServiceStub,
+STUBS = {"gateway": gateway_pb2_grpc.GatewayServiceStub, "asr": asr_pb2_grpc.AsrServiceStub,
+         "llm": llm_pb2_grpc.LlmServiceStub,
          "tts": tts_pb2_grpc.TtsServiceStub, "animator": animator_pb2_grpc.AnimatorServiceStub}
 
 

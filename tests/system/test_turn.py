@@ -50,7 +50,8 @@ def test_text_turn(gateway, tmp_path):
     assert len(s.reply.split()) >= 3, s.reply
     check_av(result, tmp_path)
     # Stages overlap: audio starts before the turn ends, frames shortly after the audio.
-    assert 0 < s.time_to_first_token_seconds <= s.time_to_first_audio_seconds <= s.time_to_first_frame_seconds < s.turn_seconds
+    assert 0 < s.time_to_first_token_seconds <= s.time_to_first_audio_seconds <= s.time_to_first_frame_seconds \
+        < s.turn_seconds
     assert {st.stage for st in s.stages} == {"llm", "tts", "animator"}
 
 
