@@ -18,7 +18,7 @@ from services.common.audio import float_to_pcm16, read_wav
 from services.common.config import ServerConfig, from_env
 from services.common.errors import FailedPrecondition, InvalidArgument, ResourceExhausted, StageError, status_for
 from services.common.server import LoadedModel, Stage, run
-from talker.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc
+from talker.v1 import animator_pb2, common_pb2, gateway_pb2, gateway_pb2_grpc
 
 log = logging.getLogger("talker.gateway")
 
@@ -62,6 +62,21 @@ class GatewayServiceServicer(gateway_pb2_grpc.GatewayServiceServicer):
             raise InvalidArgument(f"config.frame_format: {cfg.frame_format} is not a FrameFormat")
         if len(cfg.system_prompt) > self.config.max_text_chars:
             raise InvalidArgument(f"config.system_prompt: more than {self.config.max_text_chars} characters")
+
+    async def _check_avatar(self, cfg: gateway_pb2.SessionConfig) -> None:
+        """A portrait is checked (registered with the animator) when the session or request is
+        accepted, so a picture without a face is refused before the LLM spends a reply on it."""
+        if not cfg.avatar_image or self.clients is None:
+            return
+        try:
+            await self.clients.animator.RegisterAvatar(animator_pb2.RegisterAvatarRequest(image=cfg.avatar_image),
+                                                       timeout=self.config.turn_timeout_seconds)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                reason = (exc.details() or "not a usable portrait").removeprefix("image: ")
+                raise InvalidArgument(f"config.avatar_image: {reason}") from None
+            # The animator down or busy: the turn reports that, naming the stage.
+            log.warning("avatar check skipped: animator %s: %s", exc.code().name, exc.details())
 
     def _check_text(self, text: str, field: str) -> str:
         if not text.strip():
@@ -130,6 +145,7 @@ class GatewayServiceServicer(gateway_pb2_grpc.GatewayServiceServicer):
             turn_input = TurnInput.from_pcm(float_to_pcm16(samples), rate)
         else:
             raise InvalidArgument("input: set either text or wav")
+        await self._check_avatar(request.config)
         with self._session_slot():
             async for event in self._run_turn(Session(config=request.config), turn_input, context):
                 # AskResponse has ConverseResponse's field numbers: the bytes carry over as they are.
@@ -145,6 +161,7 @@ class GatewayServiceServicer(gateway_pb2_grpc.GatewayServiceServicer):
             raise FailedPrecondition(f"{first.WhichOneof('msg') or 'message'}: sent before config; "
                                      "the first message must be a SessionConfig")
         self._check_config(first.config)
+        await self._check_avatar(first.config)
         with self._session_slot():
             async for event in self._converse(Session(config=first.config), requests, context):
                 yield event

@@ -10,7 +10,7 @@ BENCH_EXTRA += bench-animator
 # The phoneme test runs the TTS service (Piper, .venv/tts) for real speech with its alignment.
 test-animator-lipsync: $(VENV)/animator/.installed $(VENV)/tts/.installed
 	PYTHONPATH=. $(VENV)/animator/bin/python -m pytest -q -p no:cacheprovider tests/system/test_animator_lipsync.py \
-		tests/system/test_animator_phonemes.py
+		tests/system/test_animator_face.py
 
 bench-animator: $(VENV)/animator/.installed
 	mkdir -p out/bench

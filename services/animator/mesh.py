@@ -319,7 +319,21 @@ class MeshWarpRenderer(Renderer):
         for k, c in coef.items():
             disp += c * p.bases[k]
         if coef:
-            self._piecewise_affine(p, disp, list(coef), _union(boxes), region, map_x, map_y)
+            moved = disp
+            box = _union(boxes)
+            if sway:
+                # The mouth's triangles are carried by the head's sway too, so that the warp is
+                # composed with it exactly (a pressed lip must still meet the other one).
+                ix = np.clip(p.points[:, 0].astype(int), 0, w - 1)
+                iy = np.clip(p.points[:, 1].astype(int), 0, h - 1)
+                m = p.head_mask[iy, ix][:, None]
+                px, py = p.pivot
+                moved = disp + m * np.stack([dx - roll * (p.points[:, 1] - py),
+                                             dy + roll * (p.points[:, 0] - px)], axis=1)
+                reach = int(np.ceil(abs(dx) + abs(dy) + abs(roll) * max(h, w))) + 2
+                box = (max(box[0] - reach, x0), max(box[1] - reach, y0), min(box[2] + reach, x1),
+                       min(box[3] + reach, y1))
+            self._piecewise_affine(p, moved, list(coef), box, region, map_x, map_y)
         frame[y0:y1, x0:x1] = cv2.remap(p.image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         if "open" in coef:
             shift = np.zeros(2)
@@ -331,7 +345,7 @@ class MeshWarpRenderer(Renderer):
 
     @staticmethod
     def _piecewise_affine(p: _Mesh, disp: np.ndarray, shapes: list[str], box, region, map_x, map_y) -> None:
-        """Add the warp's inverse displacement, inside ``box``, to the maps of ``region``."""
+        """The warp's inverse map (destination -> portrait) inside ``box``, written into the maps of ``region``."""
         t_idx = np.unique(np.concatenate([p.tris[k] for k in shapes]))
         if not t_idx.size:
             return
@@ -361,8 +375,11 @@ class MeshWarpRenderer(Renderer):
         gx, gy = _grid(*p.image.shape[:2])
         xs, ys = gx[by0:by1, bx0:bx1], gy[by0:by1, bx0:bx1]
         coeffs = a_mat.reshape(len(a_mat), 6).astype(np.float32)[index]   # (h, w, 6)
-        map_x[sub] += coeffs[..., 0] * xs + coeffs[..., 2] * ys + coeffs[..., 4] - xs
-        map_y[sub] += coeffs[..., 1] * xs + coeffs[..., 3] * ys + coeffs[..., 5] - ys
+        # Inside the moving triangles the affine map replaces the map so far (their corners
+        # already carry any sway); elsewhere it stays.
+        inside = index > 0
+        map_x[sub] = np.where(inside, coeffs[..., 0] * xs + coeffs[..., 2] * ys + coeffs[..., 4], map_x[sub])
+        map_y[sub] = np.where(inside, coeffs[..., 1] * xs + coeffs[..., 3] * ys + coeffs[..., 5], map_y[sub])
 
     @staticmethod
     def _paint_cavity(frame: np.ndarray, p: _Mesh, disp: np.ndarray, shift: np.ndarray, a: float) -> None:

@@ -166,8 +166,8 @@ class PhonemeTrack:
                 near_press = max(near_press, math.exp(-(dist * reach / _PRESS_REACH) ** 2))
         jaw, width, _ = (weights @ shapes) / max(float(weights.sum()), 1e-9)
         press = near_press
-        if closed:   # the lips meet on every m, b, p
-            jaw, press = 0.0, 1.0
+        if closed:   # the lips meet on every m, b, p, pressed flat (a pout would part them)
+            jaw, press, width = 0.0, 1.0, max(width, 0.0)
         return PhonemeShape(float(jaw), float(width), float(press), tongue, stress)
 
     def _closes(self, p: Phone, t: float) -> bool:

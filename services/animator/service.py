@@ -93,7 +93,7 @@ class _Stream:
             window = self.tracker.window(self.audio, i)
             shape = self.mouth.step(i, window)
             pts = i / self.fps
-            idle = self.idle.state(pts)
+            idle = self.idle.state(pts, speaking=shape.openness > 0.05 or shape.press > 0.5, stress=shape.stress)
             state = FrameState(index=i, pts=pts, openness=shape.openness, audio=window, width=shape.width,
                                press=shape.press, tongue=shape.tongue, blink=idle.blink, head=idle.head)
             out.append(self.backend.frame(self.entry, state, self.format, self.quality))

@@ -91,6 +91,27 @@ def test_head_sway_is_a_pixel_or_two_and_can_be_switched_off():
     assert Idle(512, blinks=False).blink(10.0) == 0.0
 
 
+def test_the_head_nods_on_stressed_syllables_and_calms_while_listening():
+    def run(seed, stressed_at=(), speaking=True):
+        idle = Idle(512, seed=seed)
+        out = []
+        for t in np.arange(0, 12, 0.04):
+            stress = 1.0 if any(s <= t < s + 0.1 for s in stressed_at) else 0.0
+            out.append(idle.state(float(t), speaking=speaking, stress=stress).head)
+        return np.array(out)
+
+    still = run(5)
+    nodding = run(5, stressed_at=(1.0, 1.3, 3.0))        # 1.3 is too soon after 1.0: no second nod
+    dy = nodding[:, 1] - still[:, 1]
+    t = np.arange(0, 12, 0.04)
+    assert dy.max() > 1.5 and dy.min() >= 0.0           # down a couple of px, never up
+    nods = t[1:][(dy[1:] > 0.01) & (dy[:-1] <= 0.01)]
+    assert np.allclose(nods, [1.04, 3.04], atol=0.05)
+    assert np.array_equal(run(5, (1.0,)), run(5, (1.0,)))   # the same seed, the same motion
+    listening = run(5, speaking=False)
+    assert np.abs(listening[50:, 0]).max() < 0.7 * np.abs(still[50:, 0]).max()
+
+
 # -- mesh warp ----------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -163,26 +184,53 @@ def test_blink_closes_the_eyes_and_nothing_below(mesh, avatar):
     assert (out[eye].max(axis=2) < 90).sum() < 0.6 * (avatar.image[eye].max(axis=2) < 90).sum()
 
 
-def _variants():
-    """The default portrait as users bring others: mirrored, tilted, dim."""
+def _on_canvas(img: np.ndarray, side: int, x: int, y: int) -> np.ndarray:
+    canvas = np.full((720, 960, 3), 200, np.uint8)
+    canvas[y:y + side, x:x + side] = cv2.resize(img, (side, side), interpolation=cv2.INTER_AREA)
+    return canvas
+
+
+def variant(name: str) -> np.ndarray:
+    """The default portrait as users bring others: off-centre and small on a big canvas, large,
+    tilted, mirrored, dim."""
     img = cv2.imread(DEFAULT_PORTRAIT)
     h, w = img.shape[:2]
-    tilt = cv2.warpAffine(img, cv2.getRotationMatrix2D((w / 2, h / 2), 15, 1.0), (w, h),
-                          borderMode=cv2.BORDER_REPLICATE)
-    dim = (img.astype(np.float32) * 0.35).astype(np.uint8)
-    return {"default": img, "mirrored": np.ascontiguousarray(img[:, ::-1]), "tilted": tilt, "dim": dim}
+    return {
+        "default": lambda: img,
+        "off-centre": lambda: _on_canvas(img, 256, 640, 40),
+        "small": lambda: _on_canvas(img, 200, 20, 500),
+        "large": lambda: cv2.resize(img, (2048, 2048), interpolation=cv2.INTER_CUBIC),
+        "tilted": lambda: cv2.warpAffine(img, cv2.getRotationMatrix2D((w / 2, h / 2), 15, 1.0), (w, h),
+                                         borderMode=cv2.BORDER_REPLICATE),
+        "mirrored": lambda: np.ascontiguousarray(img[:, ::-1]),
+        "dim": lambda: (img.astype(np.float32) * 0.35).astype(np.uint8),
+    }[name]()
 
 
-@pytest.mark.parametrize("variant", ["default", "mirrored", "tilted", "dim"])
-def test_no_mesh_triangle_ever_folds(variant):
-    """Every triangle keeps its orientation under any mix of the shapes (a fold would show as a
-    tear or a mirrored patch of skin), sampled over the whole range of each."""
+VARIANTS = ("default", "off-centre", "small", "large", "tilted", "mirrored", "dim")
+
+
+@pytest.fixture(scope="module")
+def preparer():
     p = AvatarPreparer(size=512, crop_scale=2.8, max_bytes=20 << 20, max_side=4096, min_face_px=64)
     p.load()
-    try:
-        avatar = p.prepare(cv2.imencode(".png", _variants()[variant])[1].tobytes())
-    finally:
-        p.close()
+    yield p
+    p.close()
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_any_portrait_variant_is_found_and_centred(preparer, name):
+    avatar = preparer.prepare(cv2.imencode(".png", variant(name))[1].tobytes())
+    nose = avatar.landmarks[1]
+    assert avatar.image.shape == (512, 512, 3)
+    assert 150 < nose[0] < 362 and 120 < nose[1] < 362, nose      # the face is in the middle of the crop
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_no_mesh_triangle_ever_folds(preparer, name):
+    """Every triangle keeps its orientation under any mix of the shapes (a fold would show as a
+    tear or a mirrored patch of skin), sampled over the whole range of each."""
+    avatar = preparer.prepare(cv2.imencode(".png", variant(name))[1].tobytes())
     m = MeshWarpRenderer(0.3).prepare(avatar)
     a, b, c = (m.triangles[:, k] for k in range(3))
 
