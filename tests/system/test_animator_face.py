@@ -191,7 +191,7 @@ def test_lip_opening_follows_the_phonemes(spoken, measured):
     tail = gap[-int((TAIL_S - 0.2) * FPS):]
     print(f"portrait's own gap {rest:.3f}; the last {tail.size} frames (silence) {np.round(tail, 3).tolist()}")
     assert r >= 0.8
-    assert gap.max() > rest + 0.1                                   # the mouth really opens
+    assert gap.max() > rest + 0.06                                  # the mouth really opens
     assert np.all(np.abs(tail - rest) < 0.04)                       # and comes back to rest in silence
 
 
