@@ -56,6 +56,7 @@ _CAVITY_BGR = np.array([(38, 36, 78), (26, 24, 56), (40, 42, 96), (78, 88, 168)]
 _CAVITY_LUT = np.stack([np.interp(np.linspace(0, 1, 64), _CAVITY_Z, _CAVITY_BGR[:, c]) for c in range(3)],
                        axis=1).astype(np.float32)
 _TEETH_BGR = np.array((200, 207, 216), dtype=np.float32)
+_TONGUE_BGR = np.array((96, 104, 196), dtype=np.float32)
 
 
 @dataclasses.dataclass(eq=False)
@@ -340,7 +341,7 @@ class MeshWarpRenderer(Renderer):
             if sway:
                 centre = p.points[list(LOWER_INNER)].mean(axis=0)
                 shift = np.array([dx - roll * (centre[1] - p.pivot[1]), dy + roll * (centre[0] - p.pivot[0])])
-            self._paint_cavity(frame, p, disp, shift, a)
+            self._paint_cavity(frame, p, disp, shift, a, float(np.clip(state.tongue, 0.0, 1.0)))
         return frame
 
     @staticmethod
@@ -382,7 +383,8 @@ class MeshWarpRenderer(Renderer):
         map_y[sub] = np.where(inside, coeffs[..., 1] * xs + coeffs[..., 3] * ys + coeffs[..., 5], map_y[sub])
 
     @staticmethod
-    def _paint_cavity(frame: np.ndarray, p: _Mesh, disp: np.ndarray, shift: np.ndarray, a: float) -> None:
+    def _paint_cavity(frame: np.ndarray, p: _Mesh, disp: np.ndarray, shift: np.ndarray, a: float,
+                      tongue: float = 0.0) -> None:
         top = p.points[p.top] + disp[p.top] + shift
         bottom = p.points[p.bottom] + disp[p.bottom] + shift
         if float(np.max(np.dot(bottom - top, p.v))) < 0.8:
@@ -422,6 +424,10 @@ class MeshWarpRenderer(Renderer):
         band = np.minimum(0.05 * p.width, 0.18 * height) * min(a * 1.5, 1.0)
         lower = np.clip((band - (t_bot - t)) / feather, 0.0, 1.0) * middle * 0.45
         colour += lower[..., None] * (_TEETH_BGR * 0.8 - colour)
+        if tongue > 0.0:   # t d l n th: the tongue tip up behind the upper teeth, in the middle
+            tip = (1.0 - _smoothstep(0.25, 0.55, across)) * (1.0 - _smoothstep(0.35, 0.8, depth)) \
+                * _smoothstep(0.05, 0.25, depth) * tongue
+            colour += tip[..., None] * (_TONGUE_BGR * (0.8 + 0.2 * shade) - colour)
         a3 = alpha[..., None]
         roi = frame[y0:y1, x0:x1]
         roi[:] = (roi * (1.0 - a3) + colour * a3 + 0.5).astype(np.uint8)

@@ -167,6 +167,17 @@ def test_opening_paints_a_dark_cavity_and_rounding_narrows_it(mesh, avatar):
     assert w_round < w_open < w_wide
 
 
+def test_tongue_tip_shows_behind_the_upper_teeth(mesh, avatar):
+    lm = avatar.landmarks
+    mouth = (slice(int(lm[13, 1]), int(lm[17, 1])), slice(int(lm[78, 0]), int(lm[308, 0])))
+    plain = frame(mesh, openness=0.6)[mouth]
+    tip = frame(mesh, openness=0.6, tongue=1.0)[mouth]
+    changed = np.abs(tip - plain).max(axis=2) > 8
+    assert changed.sum() > 30
+    # Redder (BGR): tongue, not teeth or the dark cavity.
+    assert (tip[changed][:, 2] - tip[changed][:, 0]).mean() > (plain[changed][:, 2] - plain[changed][:, 0]).mean() + 20
+
+
 def test_press_closes_the_lips(mesh, avatar):
     lm = avatar.landmarks
     gap = (slice(int(lm[13, 1]) + 1, int(lm[14, 1])), slice(int(lm[82, 0]), int(lm[312, 0])))
