@@ -26,6 +26,7 @@ import grpc
 
 from bench.common import OUT, ROOT, p50, pct, table, write_section
 from gateway.stack import Stack
+from services.common.registry import STAGES
 from talker.v1 import gateway_pb2, gateway_pb2_grpc
 
 QUESTION = "Could you tell me something interesting about the ocean and the animals living in it?"
@@ -46,7 +47,7 @@ def one_turn(stub, **kw) -> gateway_pb2.TurnSummary:
 
 def critical_path(s: gateway_pb2.TurnSummary) -> dict[str, float]:
     stages = {st.stage: st.first_call_seconds for st in s.stages}
-    row = {k: stages.get(k, 0.0) for k in ("asr", "llm", "tts", "animator")}
+    row = {k: stages.get(k, 0.0) for k in STAGES}
     row["gateway"] = s.time_to_first_frame_seconds - sum(row.values())
     return row
 
@@ -98,7 +99,7 @@ def plot(rows: list[dict[str, float]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    parts = ["asr", "llm", "tts", "animator", "gateway"]
+    parts = [*STAGES, "gateway"]
     labels = {"asr": "ASR (decode after end of speech)", "llm": "LLM (to first sentence)",
               "tts": "TTS (to first audio)", "animator": "animator (to first frame)", "gateway": "gateway overhead"}
     med = {p: p50([r[p] for r in rows]) for p in parts}
@@ -176,7 +177,7 @@ def main() -> int:
         ("first frame / full turn", share),
     ]]
     stage_rows = [[k, p50([p[k] for p in paths]) * 1000, pct([p[k] for p in paths], 95) * 1000]
-                  for k in ("asr", "llm", "tts", "animator", "gateway")]
+                  for k in (*STAGES, "gateway")]
     conc_rows = []
     for n, (wall, times, failed) in concurrency.items():
         conc_rows.append([n, len(times) + failed, f"{60 * len(times) / wall:.1f}", p50(times), pct(times, 95), failed])

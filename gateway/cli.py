@@ -16,9 +16,10 @@ from pathlib import Path
 import grpc
 
 from gateway.client import ClientSecurity
-from gateway.stack import SERVICES, Stack
+from gateway.stack import Stack
 from services.common.audio import pcm16_to_float
 from services.common.media import decode_jpeg, rgb_frame, write_mp4
+from services.common.registry import local_target
 from talker.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc
 
 DEFAULT_QUESTION = "Hello! Who are you, and what can you do?"
@@ -157,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     ask.add_argument("--avatar", help="a portrait (JPEG/PNG) instead of the default")
     ask.add_argument("--voice", default="")
     ask.add_argument("--fps", type=int, default=0)
-    ask.add_argument("--target", default=f"127.0.0.1:{SERVICES['gateway'][1]}")
+    ask.add_argument("--target", default=local_target("gateway"))
     ask.add_argument("--timeout", type=float, default=180.0)
     ask.add_argument("--quiet", action="store_true")
     ask.add_argument("--ca", help="TLS: the CA that signed the gateway's certificate (env TALKER_CLIENT_TLS_CA_FILE)")

@@ -2,34 +2,30 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
+from gateway.timing import MILESTONES, STAGES
 from services.common import buckets
-
-STAGES = ("asr", "llm", "tts", "animator")
 
 
 class GatewayMetrics:
-    def __init__(self):
+    def __init__(self, registry: CollectorRegistry = REGISTRY):
         p = "talker_gateway"
-        self.turns = Counter(f"{p}_turns_total", "Turns by outcome.", ["status"])
+        r = {"registry": registry}
+        self.turns = Counter(f"{p}_turns_total", "Turns by outcome.", ["status"], **r)
         self.turn_seconds = Histogram(f"{p}_turn_duration_seconds", "From the end of the user's turn to the "
-                                      "last frame of the reply.", buckets=buckets.TURN)
-        self.first_transcript = Histogram(f"{p}_time_to_transcript_seconds", "Turn start to transcript.",
-                                          buckets=buckets.FIRST_OUTPUT)
-        self.first_token = Histogram(f"{p}_time_to_first_token_seconds", "Turn start to the LLM's first token.",
-                                     buckets=buckets.FIRST_OUTPUT)
-        self.first_audio = Histogram(f"{p}_time_to_first_audio_seconds", "Turn start to the first audio chunk.",
-                                     buckets=buckets.FIRST_OUTPUT)
-        self.first_frame = Histogram(f"{p}_time_to_first_frame_seconds", "Turn start to the first video frame.",
-                                     buckets=buckets.FIRST_OUTPUT)
+                                      "last frame of the reply.", buckets=buckets.TURN, **r)
+        # One histogram per milestone: talker_gateway_time_to_transcript_seconds and so on.
+        self.milestones = {m.name: Histogram(f"{p}_time_to_{m.name}_seconds", m.help, buckets=buckets.FIRST_OUTPUT,
+                                             **r) for m in MILESTONES}
         self.stage_seconds = Histogram(f"{p}_stage_duration_seconds", "Time inside one stage call.", ["stage"],
-                                       buckets=buckets.STAGE)
+                                       buckets=buckets.STAGE, **r)
         self.stage_errors = Counter(f"{p}_stage_errors_total", "Failed stage calls by status code.",
-                                    ["stage", "code"])
-        self.active_sessions = Gauge(f"{p}_active_sessions", "Open sessions (Converse streams and Ask calls).")
-        self.max_sessions = Gauge(f"{p}_max_sessions", "The session limit of this replica.")
-        self.rejected_sessions = Counter(f"{p}_rejected_sessions_total", "Sessions refused, by reason.", ["reason"])
+                                    ["stage", "code"], **r)
+        self.active_sessions = Gauge(f"{p}_active_sessions", "Open sessions (Converse streams and Ask calls).", **r)
+        self.max_sessions = Gauge(f"{p}_max_sessions", "The session limit of this replica.", **r)
+        self.rejected_sessions = Counter(f"{p}_rejected_sessions_total", "Sessions refused, by reason.", ["reason"],
+                                         **r)
         for status in ("ok", "error", "cancelled"):
             self.turns.labels(status)
         for stage in STAGES:

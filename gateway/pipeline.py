@@ -14,17 +14,19 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from typing import NamedTuple
 
 import grpc
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
-from gateway.metrics import STAGES, GatewayMetrics
-from gateway.sentences import SentenceSplitter, speakable_piece
+from gateway.metrics import GatewayMetrics
 from gateway.stages import StageClients
+from gateway.timing import TurnTiming
 from services.common import tracing
 from services.common.errors import InvalidArgument, StageError
+from services.common.segments import SentenceSplitter, has_words
 from talker.v1 import animator_pb2, asr_pb2, common_pb2, gateway_pb2, llm_pb2, tts_pb2
 
 ASR_CHUNK_BYTES = 32000  # 1 s of 16 kHz PCM16 per message
@@ -39,11 +41,21 @@ class StageFailure(StageError):
 
 
 @dataclasses.dataclass
-class Session:
+class Conversation:
+    """What a session's turns share: its config and the history the LLM sees."""
+
     config: gateway_pb2.SessionConfig
     history: list[llm_pb2.ChatMessage] = dataclasses.field(default_factory=list)
     turns: int = 0
-    current: Turn | None = None
+
+    def remember(self, turn: Turn, keep: int) -> None:
+        """Adds a turn that has a question and an answer to the history, keeping the last ``keep`` messages."""
+        reply = turn.reply.strip()
+        if not turn.transcript or not reply:
+            return
+        self.history += [llm_pb2.ChatMessage(role=llm_pb2.ROLE_USER, content=turn.transcript),
+                         llm_pb2.ChatMessage(role=llm_pb2.ROLE_ASSISTANT, content=reply)]
+        self.history = self.history[-keep:] if keep else []
 
 
 @dataclasses.dataclass
@@ -63,28 +75,21 @@ class TurnInput:
         return cls(sample_rate=sample_rate, audio=queue)
 
 
-@dataclasses.dataclass
-class StageClock:
-    first_output: float = 0.0
-    busy: float = 0.0
-    calls: int = 0
-    first_input_at: float = 0.0  # monotonic time the stage got its first input
-    first_call: float = 0.0      # first input -> first useful output
+class Segment(NamedTuple):
+    """One chunk of the reply's audio for the animator, with the sentence it speaks and the
+    voice's timing of the phonemes that start in it (seconds from the chunk's first sample)."""
 
-    def input(self) -> None:
-        if not self.first_input_at:
-            self.first_input_at = time.monotonic()
-
-    def output(self) -> None:
-        if self.first_input_at and not self.first_call:
-            self.first_call = time.monotonic() - self.first_input_at
+    pcm: bytes
+    sample_rate: int
+    text: str
+    phonemes: Sequence[common_pb2.PhonemeTiming] = ()
 
 
 _DONE = object()
 
 
 class Turn:
-    def __init__(self, clients: StageClients, metrics: GatewayMetrics, session: Session, number: int,
+    def __init__(self, clients: StageClients, metrics: GatewayMetrics, session: Conversation, number: int,
                  turn_input: TurnInput, turn_timeout: float, client_deadline: float | None = None,
                  own_trace: bool = False):
         self.clients = clients
@@ -95,12 +100,11 @@ class Turn:
         self.turn_timeout = turn_timeout
         self.client_deadline = client_deadline
         self._timer: asyncio.Timeout | None = None
+        self.timing = TurnTiming(metrics)
         self._start_clock()
         self.span = self._start_span(own_trace)
-        self.clocks = {s: StageClock() for s in STAGES}
         self.transcript = ""
         self.reply = ""
-        self.marks: dict[str, float] = {}
         self.audio_samples = 0
         self.sample_rate = 0
         self.frames = 0
@@ -112,8 +116,8 @@ class Turn:
     def _start_clock(self) -> None:
         """The turn's clock starts when the user's turn ends (now, for typed turns and
         again when the last audio chunk has arrived); its deadline counts from then."""
-        self.t0 = time.monotonic()
-        self.deadline = self.t0 + self.turn_timeout  # time.monotonic() by which the turn must end
+        self.timing.restart()
+        self.deadline = self.timing.t0 + self.turn_timeout  # time.monotonic() by which the turn must end
         if self.client_deadline is not None:
             self.deadline = min(self.deadline, self.client_deadline)
         if self._timer is not None:
@@ -131,9 +135,6 @@ class Turn:
         return tracer.start_span("talker.turn", context=otel_context.Context(), attributes=attributes,
                                  links=[trace.Link(session)] if session.is_valid else [])
 
-    def _mark(self, name: str) -> None:
-        self.marks.setdefault(name, time.monotonic() - self.t0)
-
     def _timeout(self, stage: str) -> float:
         left = self.deadline - time.monotonic()
         if left <= 0:
@@ -146,24 +147,15 @@ class Turn:
     @contextlib.asynccontextmanager
     async def _call(self, stage: str, call):
         """Time a stage call, name the stage in its errors, cancel it if we leave early."""
-        clock = self.clocks[stage]
-        clock.calls += 1
-        start = time.monotonic()
-        try:
-            yield call
-        except grpc.aio.AioRpcError as exc:
-            self.metrics.stage_errors.labels(stage, exc.code().name).inc()
-            raise StageFailure(stage, exc.code(), exc.details() or exc.code().name) from None
-        finally:
-            if not call.done():
-                call.cancel()
-            spent = time.monotonic() - start
-            clock.busy += spent
-            self.metrics.stage_seconds.labels(stage).observe(spent, tracing.exemplar())
-
-    def _first(self, stage: str) -> None:
-        if not self.clocks[stage].first_output:
-            self.clocks[stage].first_output = time.monotonic() - self.t0
+        with self.timing.call(stage):
+            try:
+                yield call
+            except grpc.aio.AioRpcError as exc:
+                self.metrics.stage_errors.labels(stage, exc.code().name).inc()
+                raise StageFailure(stage, exc.code(), exc.details() or exc.code().name) from None
+            finally:
+                if not call.done():
+                    call.cancel()
 
     # -- stages ----------------------------------------------------------------
 
@@ -185,13 +177,11 @@ class Turn:
                 async for resp in call:
                     if resp.is_final:
                         self.transcript = resp.text.strip()
-            self._first("asr")
             # Whisper decodes once the audio has ended: its latency counts from there.
-            self.clocks["asr"].first_input_at = self.t0
-            self.clocks["asr"].output()
-            if not speakable_piece(self.transcript):
+            self.timing.input("asr", at=self.timing.t0)
+            if not has_words(self.transcript):
                 raise InvalidArgument("audio: no speech was recognised in the turn's audio")
-        self._mark("transcript")
+        self.timing.reached("asr", useful=True)
         await self._emit(transcript=gateway_pb2.Transcript(text=self.transcript))
 
     async def _generate(self, sentences: asyncio.Queue) -> None:
@@ -201,7 +191,7 @@ class Turn:
             messages.append(llm_pb2.ChatMessage(role=llm_pb2.ROLE_SYSTEM, content=cfg.system_prompt))
         messages += self.session.history
         messages.append(llm_pb2.ChatMessage(role=llm_pb2.ROLE_USER, content=self.transcript))
-        self.clocks["llm"].input()
+        self.timing.input("llm")
         call = self.clients.llm.Generate(
             llm_pb2.GenerateRequest(messages=messages, max_tokens=cfg.max_reply_tokens),
             timeout=self._timeout("llm"))
@@ -210,24 +200,23 @@ class Turn:
             async for resp in call:
                 if not resp.text:
                     continue
-                self._first("llm")
-                self._mark("first_token")
+                self.timing.reached("llm")
                 self.reply += resp.text
                 await self._emit(reply_text=gateway_pb2.ReplyText(delta=resp.text))
                 for sentence in splitter.feed(resp.text):
-                    self.clocks["llm"].output()
+                    self.timing.useful("llm")
                     await sentences.put(sentence)
         for sentence in splitter.flush():
-            self.clocks["llm"].output()
+            self.timing.useful("llm")
             await sentences.put(sentence)
         await sentences.put(None)
 
     async def _speak(self, sentences: asyncio.Queue, segments: asyncio.Queue) -> None:
         cfg = self.session.config
         while (sentence := await sentences.get()) is not None:
-            if not speakable_piece(sentence):
+            if not has_words(sentence):
                 continue
-            self.clocks["tts"].input()
+            self.timing.input("tts")
             call = self.clients.tts.Synthesize(tts_pb2.SynthesizeRequest(text=sentence, voice=cfg.voice),
                                                timeout=self._timeout("tts"))
             async with self._call("tts", call):
@@ -236,15 +225,13 @@ class Turn:
                     n = len(chunk.pcm) // 2
                     if not n:
                         continue
-                    self._first("tts")
-                    self.clocks["tts"].output()
-                    self._mark("first_audio")
+                    self.timing.reached("tts", useful=True)
                     self.sample_rate = chunk.sample_rate
                     pts = self.audio_samples / chunk.sample_rate
                     self.audio_samples += n
                     await self._emit(audio=common_pb2.AudioChunk(pcm=chunk.pcm, sample_rate=chunk.sample_rate,
                                                                  pts=pts))
-                    await segments.put((chunk.pcm, chunk.sample_rate, sentence, resp.phonemes))
+                    await segments.put(Segment(chunk.pcm, chunk.sample_rate, sentence, resp.phonemes))
         await segments.put(None)
 
     async def _animate(self, segments: asyncio.Queue) -> None:
@@ -253,24 +240,21 @@ class Turn:
             return
         cfg = self.session.config
         config = animator_pb2.AnimateConfig(avatar_id=cfg.avatar_id, avatar_image=cfg.avatar_image, fps=cfg.fps,
-                                            sample_rate=first[1], format=cfg.frame_format)
+                                            sample_rate=first.sample_rate, format=cfg.frame_format)
 
         async def requests():
             yield animator_pb2.AnimateRequest(config=config)
-            self.clocks["animator"].input()
-            item = first
-            while item is not None:
-                # The voice's phoneme timing (when it has one) is relative to the chunk, as the animator takes it.
-                yield animator_pb2.AnimateRequest(audio=animator_pb2.AudioSegment(pcm=item[0], text=item[2],
-                                                                                  phonemes=item[3]))
-                item = await segments.get()
+            self.timing.input("animator")
+            segment = first
+            while segment is not None:
+                yield animator_pb2.AnimateRequest(audio=animator_pb2.AudioSegment(
+                    pcm=segment.pcm, text=segment.text, phonemes=segment.phonemes))
+                segment = await segments.get()
 
         call = self.clients.animator.Animate(requests(), timeout=self._timeout("animator"))
         async with self._call("animator", call):
             async for resp in call:
-                self._first("animator")
-                self.clocks["animator"].output()
-                self._mark("first_frame")
+                self.timing.reached("animator", useful=True)
                 self.frames += 1
                 if self.frames == 2 and resp.frame.pts > 0:
                     self.fps = round(1.0 / resp.frame.pts)
@@ -289,20 +273,12 @@ class Turn:
                     tg.create_task(self._animate(segments))
             await self.out.put(_DONE)
         except TimeoutError:
-            await self.out.put(StageFailure(self._slowest(), grpc.StatusCode.DEADLINE_EXCEEDED,
+            await self.out.put(StageFailure(self.timing.waiting_on(), grpc.StatusCode.DEADLINE_EXCEEDED,
                                             "the turn's deadline passed while waiting for it"))
         except BaseExceptionGroup as group:
             await self.out.put(_first_failure(group))
         except Exception as exc:  # noqa: BLE001 - handed to the consumer
             await self.out.put(exc)
-
-    def _slowest(self) -> str:
-        """The stage the turn was waiting on when its deadline passed."""
-        for stage, mark in (("asr", "transcript"), ("llm", "first_token"), ("tts", "first_audio"),
-                            ("animator", "first_frame")):
-            if mark not in self.marks:
-                return stage
-        return "animator"
 
     async def events(self) -> AsyncIterator[gateway_pb2.ConverseResponse]:
         """The turn's events for the client, ending with a summary."""
@@ -337,29 +313,15 @@ class Turn:
 
     def summary(self, cancelled: bool = False) -> gateway_pb2.TurnSummary:
         return gateway_pb2.TurnSummary(
-            transcript=self.transcript, reply=self.reply.strip(),
-            time_to_transcript_seconds=self.marks.get("transcript", 0.0),
-            time_to_first_token_seconds=self.marks.get("first_token", 0.0),
-            time_to_first_audio_seconds=self.marks.get("first_audio", 0.0),
-            time_to_first_frame_seconds=self.marks.get("first_frame", 0.0),
-            turn_seconds=time.monotonic() - self.t0,
-            stages=[gateway_pb2.StageTiming(stage=s, first_output_seconds=c.first_output, busy_seconds=c.busy,
-                                            calls=c.calls, first_call_seconds=c.first_call)
-                    for s, c in self.clocks.items() if c.calls],
+            transcript=self.transcript, reply=self.reply.strip(), **self.timing.summary_fields(),
             audio_seconds=self.audio_samples / self.sample_rate if self.sample_rate else 0.0,
             frames=self.frames, fps=self.fps, cancelled=cancelled)
 
     def record(self, status: str) -> None:
-        m = self.metrics
-        m.turns.labels(status).inc()
-        if status != "ok":
-            return
-        example = tracing.exemplar(self.span)  # the turn's trace, for drilling down from a slow bucket
-        m.turn_seconds.observe(time.monotonic() - self.t0, example)
-        for mark, hist in (("transcript", m.first_transcript), ("first_token", m.first_token),
-                           ("first_audio", m.first_audio), ("first_frame", m.first_frame)):
-            if mark in self.marks:
-                hist.observe(self.marks[mark], example)
+        self.metrics.turns.labels(status).inc()
+        if status == "ok":
+            # The turn's trace as the exemplar, for drilling down from a slow bucket.
+            self.timing.observe(tracing.exemplar(self.span))
 
 
 def _first_failure(group: BaseExceptionGroup) -> BaseException:

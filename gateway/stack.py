@@ -19,19 +19,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway.client import ClientSecurity
 from services.common.audio import pcm16_to_float, write_wav
+from services.common.registry import SERVICES, STAGES
 from talker.v1 import tts_pb2, tts_pb2_grpc
 
 ROOT = Path(__file__).resolve().parent.parent
 
-SERVICES = {
-    # name: (module, grpc port, metrics port)
-    "asr": ("services.asr", 50052, 9102),
-    "llm": ("services.llm", 50053, 9103),
-    "tts": ("services.tts", 50054, 9104),
-    "animator": ("services.animator", 50055, 9105),
-    "gateway": ("gateway", 50051, 9101),
-}
-STAGES = ("asr", "llm", "tts", "animator")
 
 
 @dataclasses.dataclass
@@ -73,9 +65,9 @@ class Stack:
         # How health checks (and callers of channel()) reach the services: TLS/mTLS when they serve it.
         self.client = client or ClientSecurity.from_env()
         self.services = {
-            name: ServiceProcess(name, g + port_offset, m + port_offset,
+            name: ServiceProcess(name, s.grpc_port + port_offset, s.metrics_port + port_offset,
                                  self.run_dir / f"{name}.pid", self.run_dir / f"{name}.log")
-            for name, (_, g, m) in SERVICES.items()
+            for name, s in SERVICES.items()
         }
 
     def python(self, name: str) -> Path:
@@ -115,7 +107,7 @@ class Stack:
             if not python.exists():
                 raise SystemExit(f"{name}: {python} is missing; run `make setup` first")
             log = open(svc.log_file, "ab")
-            proc = subprocess.Popen([str(python), "-m", SERVICES[name][0]], cwd=ROOT, env=self.service_env(name),
+            proc = subprocess.Popen([str(python), "-m", SERVICES[name].module], cwd=ROOT, env=self.service_env(name),
                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
             svc.proc = proc
             svc.pid_file.write_text(str(proc.pid))
@@ -126,8 +118,8 @@ class Stack:
     def speak(self, text: str, timeout: float = 60.0) -> bytes:
         """``text`` spoken by the stack's TTS service, as a WAV file: a question for tests and benchmarks."""
         with self.channel("tts") as ch:
-            stub = tts_pb2_grpc.TtsServiceStub(ch)
-            chunks = list(stub.Synthesize(tts_pb2.SynthesizeRequest(text=text), timeout=timeout))
+            request = tts_pb2.SynthesizeRequest(text=text)
+            chunks = list(tts_pb2_grpc.TtsServiceStub(ch).Synthesize(request, timeout=timeout))
         return write_wav(pcm16_to_float(b"".join(c.audio.pcm for c in chunks)), chunks[0].audio.sample_rate)
 
     def health(self, name: str, timeout: float = 1.0) -> str:

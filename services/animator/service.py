@@ -19,6 +19,7 @@ from services.common import buckets, tracing
 from services.common.audio import pcm16_to_float
 from services.common.config import ServerConfig, from_env
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
+from services.common.limits import FPS, JPEG_QUALITY, SAMPLE_RATE
 from services.common.server import LoadedModel, Stage, run
 from talker.v1 import animator_pb2, animator_pb2_grpc, common_pb2
 
@@ -154,15 +155,11 @@ class AnimatorServiceServicer(animator_pb2_grpc.AnimatorServiceServicer):
     async def _open(self, cfg: animator_pb2.AnimateConfig) -> _Stream:
         c = self.config
         fps = cfg.fps or c.fps
-        if not 1 <= fps <= 60:
-            raise InvalidArgument(f"config.fps: {cfg.fps} is outside 1..60 (0 = the default, {c.fps})")
+        FPS.check("config.fps", fps, note=f" (0 = the default, {c.fps})")
         rate = cfg.sample_rate
-        if not 8000 <= rate <= 48000:
-            raise InvalidArgument(f"config.sample_rate: {rate} Hz is outside 8000..48000 (it is required)")
+        SAMPLE_RATE.check("config.sample_rate", rate, " Hz", " (it is required)")
         quality = cfg.jpeg_quality or c.jpeg_quality
-        if not 1 <= quality <= 100:
-            raise InvalidArgument(f"config.jpeg_quality: {cfg.jpeg_quality} is outside 1..100 "
-                                  f"(0 = the default, {c.jpeg_quality})")
+        JPEG_QUALITY.check("config.jpeg_quality", quality, note=f" (0 = the default, {c.jpeg_quality})")
         fmt = _FORMATS.get(cfg.format)
         if fmt is None:
             raise InvalidArgument(f"config.format: {cfg.format} is not a FrameFormat")
@@ -272,4 +269,4 @@ class AnimatorStage(Stage):
 
 
 def main() -> None:
-    run(AnimatorStage, "animator", grpc_port=50055, metrics_port=9105)
+    run(AnimatorStage, "animator")

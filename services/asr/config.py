@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
+from typing import ClassVar
 
-from services.common.config import require
+from services.common.config import Settings
+from services.common.limits import Range
 
 
 @dataclasses.dataclass(frozen=True)
-class AsrConfig:
+class AsrConfig(Settings):
+    PREFIX = "TALKER_ASR_"
+    LIMITS: ClassVar[Mapping[str, Range]] = {
+        "beam_size": Range(1, 10),
+        "max_audio_seconds": Range(0, 600, open_lo=True),
+    }
+
     # A CTranslate2 Whisper model directory; empty = the embedded whisper tiny.en.
     model: str = ""
     compute_type: str = "int8"
@@ -16,9 +25,7 @@ class AsrConfig:
     beam_size: int = 1
     max_audio_seconds: float = 60.0
 
-    def __post_init__(self) -> None:
-        require(self.compute_type in {"int8", "int8_float32", "float32", "float16", "int8_float16", "default"},
-                f"TALKER_ASR_COMPUTE_TYPE={self.compute_type!r}: not a CTranslate2 compute type")
-        require(1 <= self.beam_size <= 10, f"TALKER_ASR_BEAM_SIZE={self.beam_size}: must be 1..10")
-        require(0 < self.max_audio_seconds <= 600,
-                f"TALKER_ASR_MAX_AUDIO_SECONDS={self.max_audio_seconds}: must be in (0, 600]")
+    def validate(self) -> None:
+        self.check("compute_type",
+                   self.compute_type in {"int8", "int8_float32", "float32", "float16", "int8_float16", "default"},
+                   "not a CTranslate2 compute type")

@@ -14,6 +14,7 @@ from services.common import buckets, tracing
 from services.common.audio import pcm16_to_float, resample
 from services.common.config import ServerConfig, from_env
 from services.common.errors import FailedPrecondition, InvalidArgument
+from services.common.limits import SAMPLE_RATE
 from services.common.server import LoadedModel, Stage, run
 from talker.v1 import asr_pb2, asr_pb2_grpc
 
@@ -45,8 +46,7 @@ class AsrServiceServicer(asr_pb2_grpc.AsrServiceServicer):
                 if rate:
                     raise InvalidArgument("config: sent twice; it must be the first message only")
                 rate = req.config.sample_rate
-                if not 8000 <= rate <= 48000:
-                    raise InvalidArgument(f"config.sample_rate: {rate} Hz is outside 8000..48000")
+                SAMPLE_RATE.check("config.sample_rate", rate, " Hz")
                 max_bytes = int(self.config.max_audio_seconds * rate * 2)
             elif kind == "audio":
                 if not rate:
@@ -98,6 +98,6 @@ class AsrStage(Stage):
 
 
 def main() -> None:
-    run(AsrStage, "asr", grpc_port=50052, metrics_port=9102)
+    run(AsrStage, "asr")
 
 

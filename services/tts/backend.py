@@ -19,9 +19,9 @@ import numpy as np
 
 from services.common.audio import float_to_pcm16
 from services.common.errors import NotFound
+from services.common.segments import split_pieces
 from services.common.threads import iterate_in_thread
 from services.tts.config import TtsConfig
-from services.tts.pieces import split_pieces
 
 log = logging.getLogger("talker.tts")
 

@@ -19,8 +19,6 @@ import pytest
 from talker.v1 import llm_pb2, llm_pb2_grpc
 from tests.service_process import VENV, ServiceProcess
 
-pytestmark = pytest.mark.system
-
 BACKENDS = [b for b in os.environ.get("TALKER_TEST_LLM_BACKENDS", "llamacpp").split(",") if b]
 CONTEXT = 1024
 U, A = llm_pb2.ROLE_USER, llm_pb2.ROLE_ASSISTANT

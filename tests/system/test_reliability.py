@@ -36,8 +36,6 @@ from talker.v1 import (
 )
 from tests.system.conftest import PORT_OFFSET
 
-pytestmark = pytest.mark.system
-
 ROOT = Path(__file__).resolve().parents[2]
 SHORT = gateway_pb2.SessionConfig(max_reply_tokens=12)
 C = grpc.StatusCode
@@ -195,8 +193,8 @@ CATALOGUE = [
 ]
 
 STUBS = {"gateway": gateway_pb2_grpc.GatewayServiceStub, "asr": asr_pb2_grpc.AsrServiceStub,
-         "llm": llm_pb2_grpc.LlmServiceStub,
-         "tts": tts_pb2_grpc.TtsServiceStub, "animator": animator_pb2_grpc.AnimatorServiceStub}
+         "llm": llm_pb2_grpc.LlmServiceStub, "tts": tts_pb2_grpc.TtsServiceStub,
+         "animator": animator_pb2_grpc.AnimatorServiceStub}
 
 
 def good_call(stub, service: str) -> None:

@@ -14,8 +14,6 @@ from gateway.stack import STAGES, Stack
 from talker.v1 import gateway_pb2, gateway_pb2_grpc
 from tests.system.conftest import PORT_OFFSET
 
-pytestmark = pytest.mark.system
-
 # +150..+170 from the test stack's offset: clear of it (+0), the deadline test (+100) and the
 # Prometheus test's second ASR (+180).
 ASR_OFFSETS = (PORT_OFFSET + 150, PORT_OFFSET + 160)

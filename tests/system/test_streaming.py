@@ -16,8 +16,6 @@ from gateway.stack import STAGES, Stack
 from talker.v1 import gateway_pb2, gateway_pb2_grpc
 from tests.system.conftest import PORT_OFFSET
 
-pytestmark = pytest.mark.system
-
 STORYTELLER = gateway_pb2.SessionConfig(
     system_prompt="You are a storyteller. Always answer with a story of at least five sentences.",
     max_reply_tokens=160)

@@ -25,8 +25,6 @@ import pytest
 from talker.v1 import tts_pb2, tts_pb2_grpc
 from tests.service_process import ROOT, VENV, ServiceProcess
 
-pytestmark = pytest.mark.system
-
 if os.environ.get("TALKER_TEST_TTS_COQUI") != "1":
     pytest.skip("the Coqui backend's tests run in `make test-tts-coqui` (TALKER_TEST_TTS_COQUI=1)",
                 allow_module_level=True)

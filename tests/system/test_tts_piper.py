@@ -17,8 +17,6 @@ from tests.service_process import metric_sum
 from tests.system.conftest import PORT_OFFSET
 from tests.wer import wer, words
 
-pytestmark = pytest.mark.system
-
 SENTENCES = [
     "The weather is lovely today, so we will walk to the park.",
     "Please send me the report before the meeting on Friday.",

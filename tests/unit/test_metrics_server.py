@@ -79,5 +79,5 @@ def test_bad_settings_are_reported(tmp_path):
     bad.write_text("justauser\n")
     with pytest.raises(ConfigError, match="line 1: expected user:password"):
         read_users(str(bad))
-    with pytest.raises(ConfigError, match="must be set together"):
+    with pytest.raises(ConfigError, match="set it together with TALKER_METRICS_TLS_CERT_FILE"):
         ServerConfig(metrics_tls_cert_file="/x.crt")
