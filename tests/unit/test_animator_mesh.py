@@ -221,14 +221,6 @@ def variant(name: str) -> np.ndarray:
 VARIANTS = ("default", "off-centre", "small", "large", "tilted", "mirrored", "dim")
 
 
-@pytest.fixture(scope="module")
-def preparer():
-    p = AvatarPreparer(size=512, crop_scale=2.8, max_bytes=20 << 20, max_side=4096, min_face_px=64)
-    p.load()
-    yield p
-    p.close()
-
-
 @pytest.mark.parametrize("name", VARIANTS)
 def test_any_portrait_variant_is_found_and_centred(preparer, name):
     avatar = preparer.prepare(cv2.imencode(".png", variant(name))[1].tobytes())
