@@ -1,5 +1,6 @@
 """The idle layer: blinks at natural intervals, a slight sway of the head, and the head's
-share of speaking: small nods on stressed syllables, and a sway that calms while listening.
+share of speaking: small nods on stressed syllables with the brows rising, and a sway that
+calms while listening.
 
 Blinks and sway are functions of the frame's time, drawn from a per-stream random
 generator (``seed``), so a stream's idle motion is the same however its frames are batched;
@@ -26,6 +27,7 @@ SWAY_TIME_S = 0.8           # how fast the sway settles or livens when speech st
 @dataclasses.dataclass(frozen=True)
 class IdleState:
     blink: float = 0.0                          # 0 open .. 1 shut
+    brows: float = 0.0                          # 0 at rest .. 1 raised
     head: tuple[float, float, float] = (0.0, 0.0, 0.0)  # dx px, dy px, roll radians
 
 
@@ -103,7 +105,9 @@ class Idle:
         target = 1.0 if speaking else LISTENING_SWAY
         self._liveliness += (1.0 - math.exp(-dt / SWAY_TIME_S)) * (target - self._liveliness)
         dx, dy, roll = self.head(t)
+        nod = self.nod(t, stress)
         if self.head_motion:
             k = self._liveliness
-            dx, dy, roll = k * dx, k * dy + self.nod(t, stress), k * roll
-        return IdleState(blink=self.blink(t), head=(dx, dy, roll))
+            dx, dy, roll = k * dx, k * dy + nod, k * roll
+        # The brows rise with the nod's emphasis.
+        return IdleState(blink=self.blink(t), head=(dx, dy, roll), brows=nod / self._nod_px if self._nod_px else 0.0)

@@ -47,7 +47,10 @@ EYES = (
          crease=(467, 260, 259, 257, 258, 286, 414), corners=(263, 362)),
 )
 MESH_POINTS = 468
-SHAPES = ("open", "wide", "round", "press", "blink")
+SHAPES = ("open", "wide", "round", "press", "blink", "brows")
+# Eyebrows, each from the inner end out.
+BROWS = ((55, 65, 52, 53, 46), (285, 295, 282, 283, 276))
+BROW_TOPS = ((107, 66, 105, 63, 70), (336, 296, 334, 293, 300))
 
 # Mouth cavity colours from its top (0) to its bottom (1), BGR: dark at the back, the tongue
 # showing a little at the bottom.
@@ -170,6 +173,7 @@ class MeshWarpRenderer(Renderer):
         bases_st = self._mouth_bases(lm, ls, lt, ps, pt, width, floor_rows, floor_idx)
         bases = {k: np.outer(ds, u) + np.outer(dt, v) for k, (ds, dt) in bases_st.items()}
         bases["blink"] = self._blink_basis(points)
+        bases["brows"] = self._brow_basis(points, v)
         for b in bases.values():
             b[MESH_POINTS + n_floor:] = 0.0  # border anchors never move
 
@@ -262,6 +266,18 @@ class MeshWarpRenderer(Renderer):
                 "press": (zero, press_t)}
 
     @staticmethod
+    def _brow_basis(points: np.ndarray, down: np.ndarray) -> np.ndarray:
+        """Brows raised for emphasis: up by a seventh of their height over the eye, the skin
+        above them a little less, the lid crease below them a third as much."""
+        b = np.zeros_like(points)
+        for brow, tops, eye in zip(BROWS, BROW_TOPS, EYES, strict=True):
+            lift = float(np.mean(points[list(eye["upper"])] @ down) - np.mean(points[list(brow)] @ down)) / 7.0
+            b[list(brow)] = -lift * down
+            b[list(tops)] = -0.8 * lift * down
+            b[list(eye["crease"])] = -0.3 * lift * down
+        return b
+
+    @staticmethod
     def _blink_basis(points: np.ndarray) -> np.ndarray:
         b = np.zeros_like(points)
         for eye in EYES:
@@ -296,7 +312,8 @@ class MeshWarpRenderer(Renderer):
         a = float(np.clip(state.openness, 0.0, 1.0))
         wd = float(np.clip(state.width, -1.0, 1.0))
         coef = {"open": a, "wide": max(wd, 0.0), "round": max(-wd, 0.0),
-                "press": float(np.clip(state.press, 0.0, 1.0)), "blink": float(np.clip(state.blink, 0.0, 1.0))}
+                "press": float(np.clip(state.press, 0.0, 1.0)), "blink": float(np.clip(state.blink, 0.0, 1.0)),
+                "brows": float(np.clip(state.brows, 0.0, 1.0))}
         coef = {k: c for k, c in coef.items() if c > 1e-3}
         dx, dy, roll = state.head
         sway = abs(dx) > 1e-3 or abs(dy) > 1e-3 or abs(roll) > 1e-6

@@ -46,6 +46,7 @@ class FrameState:
     press: float = 0.0                 # 1 = lips pressed together (m, b, p)
     tongue: float = 0.0                # 0..1 the tongue tip shows (t, d, l, n, th)
     blink: float = 0.0                 # 0 = eyes open .. 1 = shut
+    brows: float = 0.0                 # 0 = at rest .. 1 = raised (emphasis)
     head: tuple[float, float, float] = (0.0, 0.0, 0.0)  # head sway: dx px, dy px, roll radians
 
 

@@ -108,6 +108,9 @@ def test_the_head_nods_on_stressed_syllables_and_calms_while_listening():
     nods = t[1:][(dy[1:] > 0.01) & (dy[:-1] <= 0.01)]
     assert np.allclose(nods, [1.04, 3.04], atol=0.05)
     assert np.array_equal(run(5, (1.0,)), run(5, (1.0,)))   # the same seed, the same motion
+    idle = Idle(512, seed=5)
+    brows = [idle.state(float(x), speaking=True, stress=float(1.0 <= x < 1.1)).brows for x in t]
+    assert max(brows) > 0.9 and brows[0] == 0.0 and brows[-1] == 0.0   # the brows rise with the nod
     listening = run(5, speaking=False)
     assert np.abs(listening[50:, 0]).max() < 0.7 * np.abs(still[50:, 0]).max()
 
@@ -178,6 +181,18 @@ def test_tongue_tip_shows_behind_the_upper_teeth(mesh, avatar):
     assert (tip[changed][:, 2] - tip[changed][:, 0]).mean() > (plain[changed][:, 2] - plain[changed][:, 0]).mean() + 20
 
 
+def test_brows_rise_and_nothing_below_the_eyes_moves(mesh, avatar):
+    lm = avatar.landmarks
+    out = frame(mesh, brows=1.0)
+    changed = np.abs(out - avatar.image).max(axis=2) > 0
+    assert changed[:int(lm[159, 1])].any()
+    assert not changed[int(lm[145, 1]) + 6:].any()             # nothing below the lower lids
+    # Each brow point goes up a few px.
+    _, m = mesh
+    lift = m.bases["brows"][[55, 65, 52, 53, 46, 285, 295, 282, 283, 276]]
+    assert np.all((lift[:, 1] < -1.5) & (lift[:, 1] > -6.0)), lift
+
+
 def test_press_closes_the_lips(mesh, avatar):
     lm = avatar.landmarks
     gap = (slice(int(lm[13, 1]) + 1, int(lm[14, 1])), slice(int(lm[82, 0]), int(lm[312, 0])))
@@ -243,8 +258,9 @@ def test_no_mesh_triangle_ever_folds(preparer, name):
 
     sign = np.sign(area(m.points))
     worst = np.inf
-    for op, wd, pr, bl in itertools.product(np.linspace(0, 1, 5), np.linspace(-1, 1, 5), (0, 0.5, 1), (0, 0.5, 1)):
-        coef = {"open": op, "wide": max(wd, 0.0), "round": max(-wd, 0.0), "press": pr, "blink": bl}
+    for op, wd, pr, bl, br in itertools.product(np.linspace(0, 1, 5), np.linspace(-1, 1, 5), (0, 0.5, 1),
+                                                (0, 0.5, 1), (0, 1)):
+        coef = {"open": op, "wide": max(wd, 0.0), "round": max(-wd, 0.0), "press": pr, "blink": bl, "brows": br}
         disp = sum(k * m.bases[name] for name, k in coef.items())
         worst = min(worst, float((sign * area(m.points + disp)).min()))
     assert worst >= 0.0, f"a triangle folds over (signed area {worst:.4f} px²)"
