@@ -25,8 +25,8 @@ from pathlib import Path
 import grpc
 
 from bench.common import OUT, ROOT, p50, pct, table, write_section
-from gateway.stack import Stack
 from services.common.registry import STAGES
+from stack.local import Stack
 from talker.v1 import gateway_pb2, gateway_pb2_grpc
 
 QUESTION = "Could you tell me something interesting about the ocean and the animals living in it?"

@@ -289,12 +289,7 @@ class Turn:
         finally:
             otel_context.detach(token)
         try:
-            while True:
-                item = await self.out.get()
-                if item is _DONE:
-                    break
-                if isinstance(item, BaseException):
-                    raise item
+            async for item in drain(self.out, _DONE):
                 yield item
         except BaseException as exc:
             if not isinstance(exc, (asyncio.CancelledError, GeneratorExit)):
@@ -322,6 +317,14 @@ class Turn:
         if status == "ok":
             # The turn's trace as the exemplar, for drilling down from a slow bucket.
             self.timing.observe(tracing.exemplar(self.span))
+
+
+async def drain(queue: asyncio.Queue, end: object) -> AsyncIterator:
+    """The items put on ``queue`` until ``end``; an exception put on it is raised here."""
+    while (item := await queue.get()) is not end:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
 
 
 def _first_failure(group: BaseExceptionGroup) -> BaseException:

@@ -9,7 +9,8 @@ from typing import ClassVar
 from services.common.config import Settings
 from services.common.limits import TEMPERATURE, TOP_P, Range
 
-BACKENDS = ("llamacpp", "vllm")
+# The backends by name (services/common/backends.py): llamacpp embedded, vllm in its own environment.
+BACKENDS = {"llamacpp": "services.llm.llamacpp:LlamaCppBackend", "vllm": "services.llm.vllm_backend:VllmBackend"}
 
 DEFAULT_PERSONA = (
     "You are Talker, a friendly digital human who talks with people out loud. "

@@ -18,10 +18,11 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import numpy as np
 
 from services.common.audio import float_to_pcm16
+from services.common.backends import backend_class
 from services.common.errors import NotFound
 from services.common.segments import split_pieces
 from services.common.threads import iterate_in_thread
-from services.tts.config import TtsConfig
+from services.tts.config import BACKENDS, TtsConfig
 
 log = logging.getLogger("talker.tts")
 
@@ -185,10 +186,4 @@ class TtsBackend(abc.ABC):
 
 def make_backend(config: TtsConfig, threads: int = 1) -> TtsBackend:
     """The backend ``TALKER_TTS_BACKEND`` names; its libraries are imported only when it loads."""
-    if config.backend == "coqui":
-        from services.tts.coqui_backend import CoquiBackend
-
-        return CoquiBackend(config, threads)
-    from services.tts.piper_backend import PiperBackend
-
-    return PiperBackend(config, threads)
+    return backend_class(BACKENDS, config.backend)(config, threads)

@@ -14,7 +14,8 @@ import urllib.request
 import pytest
 import yaml
 
-from gateway.stack import SERVICES, Stack
+from services.common.registry import SERVICES
+from stack.local import Stack
 from talker.v1 import gateway_pb2
 from tests.prometheus_stack import HELM, PrometheusStack, Webhook, render_chart, scrape_configs, wait
 from tests.system.conftest import PORT_OFFSET

@@ -19,8 +19,10 @@ import grpc
 import numpy as np
 import pytest
 
-from gateway.stack import STAGES, Stack
 from services.common.audio import float_to_pcm16
+from services.common.registry import STAGES
+from stack.local import Stack
+from stack.process import free_port
 from talker.v1 import (
     animator_pb2,
     animator_pb2_grpc,
@@ -361,13 +363,6 @@ def test_a_killed_stage_fails_the_turn_fast_naming_it_and_the_next_turn_works_af
     assert events[-1].WhichOneof("event") == "summary"
     assert events[-1].summary.frames > 0
 
-
-
-def free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def health_of(port: int, service: str) -> str:

@@ -10,10 +10,10 @@ import grpc
 import numpy as np
 import pytest
 
-from gateway.stack import Stack
 from services.common.audio import rms
+from stack.local import Stack
+from stack.process import metric_sum
 from talker.v1 import asr_pb2, asr_pb2_grpc, tts_pb2, tts_pb2_grpc
-from tests.service_process import metric_sum
 from tests.system.conftest import PORT_OFFSET
 from tests.wer import wer, words
 

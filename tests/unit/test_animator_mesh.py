@@ -16,7 +16,8 @@ from services.animator.avatar import AvatarPreparer
 from services.animator.config import DEFAULT_PORTRAIT
 from services.animator.idle import Idle, blink_curve
 from services.animator.mesh import MeshWarpRenderer
-from services.animator.render import FrameState, Renderer, make_renderer
+from services.animator.render import FrameState, Renderer
+from services.animator.renderers import make_renderer
 from services.animator.visemes import MouthTracker, TextAligner, spectral_shape
 
 RATE = 16000
