@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import NamedTuple
 
 import grpc
@@ -76,11 +76,13 @@ class TurnInput:
 
 
 class Segment(NamedTuple):
-    """One chunk of the reply's audio for the animator, with the sentence it speaks."""
+    """One chunk of the reply's audio for the animator, with the sentence it speaks and the
+    voice's timing of the phonemes that start in it (seconds from the chunk's first sample)."""
 
     pcm: bytes
     sample_rate: int
     text: str
+    phonemes: Sequence[common_pb2.PhonemeTiming] = ()
 
 
 _DONE = object()
@@ -229,7 +231,7 @@ class Turn:
                     self.audio_samples += n
                     await self._emit(audio=common_pb2.AudioChunk(pcm=chunk.pcm, sample_rate=chunk.sample_rate,
                                                                  pts=pts))
-                    await segments.put(Segment(chunk.pcm, chunk.sample_rate, sentence))
+                    await segments.put(Segment(chunk.pcm, chunk.sample_rate, sentence, resp.phonemes))
         await segments.put(None)
 
     async def _animate(self, segments: asyncio.Queue) -> None:
@@ -245,8 +247,8 @@ class Turn:
             self.timing.input("animator")
             segment = first
             while segment is not None:
-                yield animator_pb2.AnimateRequest(audio=animator_pb2.AudioSegment(pcm=segment.pcm,
-                                                                                  text=segment.text))
+                yield animator_pb2.AnimateRequest(audio=animator_pb2.AudioSegment(
+                    pcm=segment.pcm, text=segment.text, phonemes=segment.phonemes))
                 segment = await segments.get()
 
         call = self.clients.animator.Animate(requests(), timeout=self._timeout("animator"))
