@@ -39,9 +39,9 @@ from services.animator.config import AnimatorConfig  # noqa: E402
 from services.animator.mp4 import assemble_mp4  # noqa: E402
 from services.animator.service import AnimatorMetrics, AnimatorStage  # noqa: E402
 from services.common.config import ServerConfig  # noqa: E402
+from stack.process import ServiceProcess, venv_dir  # noqa: E402
 from talker.v1 import animator_pb2 as pb  # noqa: E402
 from talker.v1 import common_pb2, tts_pb2, tts_pb2_grpc  # noqa: E402
-from tests.service_process import VENV, ServiceProcess  # noqa: E402
 
 TEXT = ("Maybe my mom bought a big blue map. People probably prefer apples, "
         "but Bob buys plums by the pound.")
@@ -53,13 +53,13 @@ EYE_RINGS = ((33, 246, 161, 160, 159, 158, 157, 173, 133, 155, 154, 153, 145, 14
              (263, 466, 388, 387, 386, 385, 384, 398, 362, 382, 381, 380, 374, 373, 390, 249))
 BROWS = ((70, 63, 105, 66, 107, 55, 65, 52, 53, 46), (300, 293, 334, 296, 336, 285, 295, 282, 283, 276))
 
-pytestmark = pytest.mark.skipif(not (VENV / "tts" / "bin" / "python").exists(), reason="needs .venv/tts (Piper)")
+pytestmark = pytest.mark.skipif(not (venv_dir() / "tts" / "bin" / "python").exists(), reason="needs .venv/tts (Piper)")
 
 
 @pytest.fixture(scope="module")
 def spoken(tmp_path_factory):
     """The TTS service's chunks for TEXT (audio and phonemes)."""
-    tts = ServiceProcess("tts", "tts", "services.tts", tmp_path_factory.mktemp("tts") / "tts.log", {})
+    tts = ServiceProcess("tts", "services.tts", tmp_path_factory.mktemp("tts") / "tts.log").start()
     try:
         tts.wait_serving(180)
         return list(tts_pb2_grpc.TtsServiceStub(tts.channel).Synthesize(
