@@ -7,7 +7,7 @@ import sys
 
 from bench.common import OUT, ROOT, commit, machine
 
-ORDER = ["pipeline", "llm", "answers", "tts", "animator", "soak"]
+ORDER = ["pipeline", "llm", "answers", "tts", "animator", "capacity", "soak"]
 
 
 def main() -> int:

@@ -58,8 +58,8 @@ class Session:
             turn.record("cancelled")
             self.conversation.remember(turn, self.config.history_messages)
             raise
-        except BaseException:
-            turn.record("error")
+        except BaseException as exc:
+            turn.record("error", exc)
             raise
         turn.record("ok")
         self.conversation.remember(turn, self.config.history_messages)

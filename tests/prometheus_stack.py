@@ -105,7 +105,7 @@ class PrometheusStack:
             "route": {"receiver": "test", "group_by": ["alertname", "instance"], "group_wait": "1s",
                       "group_interval": "1s", "repeat_interval": "1h"},
             "receivers": [{"name": "test", "webhook_configs": [
-                {"url": f"http://127.0.0.1:{self.hook.server_address[1]}/hook", "send_resolved": False}]}],
+                {"url": f"http://127.0.0.1:{self.hook.server_address[1]}/hook", "send_resolved": True}]}],
         }
         prom_config = {
             "global": {"scrape_interval": "5s", "evaluation_interval": "1s"},

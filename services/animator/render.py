@@ -44,7 +44,9 @@ class FrameState:
     audio: np.ndarray | None = None    # float32 mono audio around pts, for renderers that listen
     width: float = 0.0                 # -1 rounded (o, u) .. +1 spread (e, i)
     press: float = 0.0                 # 1 = lips pressed together (m, b, p)
+    tongue: float = 0.0                # 0..1 the tongue tip shows (t, d, l, n, th)
     blink: float = 0.0                 # 0 = eyes open .. 1 = shut
+    brows: float = 0.0                 # 0 = at rest .. 1 = raised (emphasis)
     head: tuple[float, float, float] = (0.0, 0.0, 0.0)  # head sway: dx px, dy px, roll radians
 
 

@@ -99,6 +99,28 @@ def test_round_trip_through_asr_word_error_rate(tts, channel_to):
     assert total <= 0.15, "\n".join(report)
 
 
+def test_phoneme_timings_cover_the_audio_and_name_its_sounds(tts):
+    """Piper's alignment comes with the audio: every chunk carries the phonemes that start in
+    it, they tile the audio end to end, and they are the sounds of the text (IPA)."""
+    chunks = list(tts.Synthesize(tts_pb2.SynthesizeRequest(text="Bob made my map."), timeout=60))
+    rate = chunks[0].audio.sample_rate
+    spoken, at = [], 0.0
+    for c in chunks:
+        n = len(c.audio.pcm) // 2
+        for p in c.phonemes:
+            assert 0.0 <= p.start_seconds < n / rate + 1e-6 or c is chunks[-1]
+            assert p.duration_seconds >= 0.0
+            spoken.append((p.phoneme, at + p.start_seconds, p.duration_seconds))
+        at += n / rate
+    starts = np.array([s for _, s, _ in spoken])
+    ends = starts + np.array([d for _, _, d in spoken])
+    assert abs(starts[0]) < 1e-6 and abs(ends[-1] - at) < 0.02          # from the first sample to the last
+    assert np.allclose(starts[1:], ends[:-1], atol=1e-4)                   # end to end, no gaps
+    symbols = "".join(p for p, _, _ in spoken)
+    assert symbols[0] == "^" and symbols[-1] == "$"
+    assert symbols.count("b") == 2 and symbols.count("m") == 3 and "p" in symbols, symbols
+
+
 def test_speaking_rate_changes_the_length(tts):
     normal, _, _ = synthesize(tts, SENTENCES[1])
     fast, _, _ = synthesize(tts, SENTENCES[1], speaking_rate=1.5)
