@@ -16,13 +16,15 @@ TEST_EXTRA :=
 BENCH_EXTRA :=
 -include mk/*.mk
 
-.PHONY: help setup promtool proto proto-check buf-lint buf-breaking dashboard up down status demo test test-unit lint bench clean
+.PHONY: help setup promtool proto proto-check buf-lint buf-breaking dashboard slo-rules up down status demo test test-unit \
+	lint bench clean
 
 help:
 	@echo "make demo   install, start the stack, one turn on the default portrait -> out/reply.mp4"
 	@echo "make test   install and run the tests (unit + system, real models, real Prometheus tools)"
 	@echo "make test-unit   the fast tier alone: in-process tests, the dev environment only, seconds"
-	@echo "make setup | up | down | status | proto | proto-check | buf-lint | buf-breaking | dashboard | lint | bench"
+	@echo "make setup | up | down | status | proto | proto-check | buf-lint | buf-breaking | dashboard | slo-rules"
+	@echo "           | lint | bench"
 	@echo "extras: test-llm-vllm bench-llm | test-tts-coqui bench-tts | test-animator-lipsync bench-animator"
 	@echo "        animator-showcase | k8s-tools helm-lint k8s k8s-check test-k8s"
 	@echo "images: images images-heavy push push-heavy test-images (REGISTRY=..., TAG=...) | lock test-locks"
@@ -99,6 +101,12 @@ buf-breaking: $(VENV)/buf/.installed
 # The Grafana dashboard JSON is generated (observability/build_dashboard.py).
 dashboard:
 	$(PY) -m observability.build_dashboard
+
+# The SLO rules (helm/talker/files/talker-slo-rules.yml) are generated from observability/build_slo_rules.py;
+# tests/observability fails when they drift. A plain rules file for your values:
+#   .venv/dev/bin/python -m observability.build_slo_rules --plain -f my-values.yaml --out slo-rules.yml
+slo-rules: $(VENV)/dev/.installed
+	$(VENV)/dev/bin/python -m observability.build_slo_rules
 
 # --- the local stack --------------------------------------------------------
 up: setup

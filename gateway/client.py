@@ -16,6 +16,7 @@ import os
 from collections.abc import Mapping
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,3 +64,13 @@ class ClientSecurity:
         if creds is None:
             return grpc.insecure_channel(target, options=options)
         return grpc.secure_channel(target, creds, options=options)
+
+
+def health(channel: grpc.Channel, timeout: float = 1.0, metadata=()) -> str:
+    """A server's overall health: SERVING, NOT_SERVING, DOWN (nothing answers) or the error code's name."""
+    try:
+        resp = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""),
+                                                         timeout=timeout, metadata=metadata)
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
+    except grpc.RpcError as exc:
+        return "DOWN" if exc.code() == grpc.StatusCode.UNAVAILABLE else exc.code().name

@@ -9,9 +9,10 @@ import grpc
 from prometheus_client import Counter, Histogram
 
 from services.asr.backend import MODEL_RATE, WhisperBackend
-from services.asr.config import AsrConfig
+from services.asr.config import BACKENDS, AsrConfig
 from services.common import buckets, tracing
 from services.common.audio import pcm16_to_float, resample
+from services.common.backends import backend_class
 from services.common.config import ServerConfig, from_env
 from services.common.errors import FailedPrecondition, InvalidArgument
 from services.common.limits import SAMPLE_RATE
@@ -86,7 +87,7 @@ class AsrStage(Stage):
 
     def __init__(self, server_config: ServerConfig, config: AsrConfig | None = None):
         self.config = config or from_env(AsrConfig, "TALKER_ASR_")
-        self.backend = WhisperBackend(self.config, server_config.threads)
+        self.backend = backend_class(BACKENDS, self.config.backend)(self.config, server_config.threads)
         self.servicer = AsrServiceServicer(self.config, self.backend, AsrMetrics())
 
     def add_to_server(self, server: grpc.aio.Server) -> None:

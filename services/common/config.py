@@ -139,6 +139,8 @@ class ServerConfig(Settings):
         "fault_delay_seconds": Range(0, 600),
         "max_connection_age_seconds": Range(0, 30 * 86400),
         "max_connection_age_grace_seconds": Range(0, 30 * 86400),
+        "memory_limit_bytes": Range(0, 2**63 - 1),
+        "cpu_request_millicores": Range(0, 10**7),
     }
 
     grpc_port: int = 0
@@ -175,6 +177,10 @@ class ServerConfig(Settings):
     # Fault injection for tests and drills: every call to the stage's own RPCs
     # waits this long before it is handled. Never set in production.
     fault_delay_seconds: float = 0.0
+    # The container's memory limit and CPU request as the chart passes them (downward API; 0 = not
+    # known): exported so that OOM forecasts and capacity rules work without kube-state-metrics.
+    memory_limit_bytes: int = 0
+    cpu_request_millicores: int = 0
 
     def validate(self) -> None:
         self.check("metrics_tls_key_file", bool(self.metrics_tls_cert_file) == bool(self.metrics_tls_key_file),

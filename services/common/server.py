@@ -28,7 +28,14 @@ from services.common import metrics_server, registry, tracing
 from services.common.config import ConfigError, ServerConfig, from_env, read_setting_file
 from services.common.errors import ErrorInterceptor
 from services.common.handlers import around, refusing
-from services.common.metrics import VERSION, GrpcServerMetrics, MetricsInterceptor, ModelMetrics, build_info
+from services.common.metrics import (
+    VERSION,
+    GrpcServerMetrics,
+    MetricsInterceptor,
+    ModelMetrics,
+    build_info,
+    container_resources,
+)
 
 log = logging.getLogger("talker.server")
 
@@ -234,6 +241,7 @@ class StageServer:
         self.stage = stage
         self.config = config
         build_info(stage.name, registry)
+        container_resources(config.memory_limit_bytes, config.cpu_request_millicores, registry)
         self.model_metrics = ModelMetrics(stage.name, registry)
         self.readiness = ReadinessInterceptor(stage.name)
         self.health = health.aio.HealthServicer()

@@ -9,8 +9,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-from gateway.stack import LocalEndpoints
-from tests.service_process import free_port
+from stack.process import ServiceProcess, free_port
 
 
 def buildah(*args: str) -> str:
@@ -21,14 +20,18 @@ def image_config(ref: str) -> dict:
     return json.loads(buildah("inspect", "--type", "image", ref))["OCIv1"]["config"]
 
 
-class Container(LocalEndpoints):
+class Container:
     def __init__(self, name: str, ref: str, log: Path, env: dict[str, str] | None = None):
         self.name, self.ref, self.log = name, ref, log
         self.grpc_port, self.metrics_port, self.health_port = free_port(), free_port(), free_port()
+        self.host = "127.0.0.1"
         self.ctr = buildah("from", "--pull-never", ref)
         self.proc: subprocess.Popen | None = None
         self.env = {"TALKER_GRPC_PORT": str(self.grpc_port), "TALKER_METRICS_PORT": str(self.metrics_port),
                     "TALKER_HEALTH_PORT": str(self.health_port), "TALKER_GRACE_SECONDS": "2", **(env or {})}
+
+    target = ServiceProcess.target
+    metrics_url = ServiceProcess.metrics_url
 
     def rootfs(self) -> Path:
         """The container's files, mounted on the host for inspection."""

@@ -15,9 +15,9 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from stack.process import metric_sum
 from talker.v1 import gateway_pb2, gateway_pb2_grpc
 from tests.images.containers import Container, image_config
-from tests.service_process import metric_sum
 
 IMAGES = dict(item.split("=", 1) for item in os.environ.get("TALKER_TEST_IMAGES", "").split())
 if not IMAGES:

@@ -16,8 +16,8 @@ import pytest
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from stack.process import ROOT, ServiceProcess, free_port
 from talker.v1 import asr_pb2, asr_pb2_grpc
-from tests.service_process import ROOT, ServiceProcess, free_port
 
 pytestmark = pytest.mark.system
 
@@ -59,7 +59,7 @@ def test_default_chart_probes_take_a_saturated_replica_out_of_rotation_but_keep_
     for name in ("TALKER_GRPC_PORT", "TALKER_METRICS_PORT", "TALKER_HOST", "TALKER_METRICS_HOST"):
         env.pop(name, None)
     env["TALKER_HEALTH_PORT"] = str(health_port)
-    asr = ServiceProcess("asr", "asr", "services.asr", tmp_path / "asr.log", env)
+    asr = ServiceProcess("asr", "services.asr", tmp_path / "asr.log", env=env).start()
     release = threading.Event()
     calls = []
 

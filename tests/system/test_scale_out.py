@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from tests.service_process import ROOT, VENV, ServiceProcess, free_port
+from stack.process import ROOT, ServiceProcess, free_port, venv_dir
 
 pytestmark = pytest.mark.system
 
@@ -47,15 +47,15 @@ def test_a_replica_added_mid_run_gets_calls_within_the_connection_age(tmp_path, 
            "TALKER_THREADS": "1"}
     hosts = tmp_path / "hosts"
     write_hosts(hosts, HOSTS[:1])
-    replicas = [ServiceProcess(f"asr@{HOSTS[0]}", "asr", "services.asr", tmp_path / "a.log", env,
-                               host=HOSTS[0], grpc_port=port)]
+    replicas = [ServiceProcess("asr", "services.asr", tmp_path / "a.log", env=env, host=HOSTS[0],
+                               grpc_port=port).start()]
     client = None
     try:
         replicas[0].wait_serving(180)
         client_log = open(tmp_path / "client.log", "wb")
         client = subprocess.Popen(
             ["unshare", "--mount", "--", "sh", "-c", 'mount --bind "$0" /etc/hosts && exec "$@"', str(hosts),
-             str(VENV / "dev" / "bin" / "python"), "-m", "tests.system.scale_client", f"dns:///{NAME}:{port}"],
+             str(venv_dir() / "dev" / "bin" / "python"), "-m", "tests.system.scale_client", f"dns:///{NAME}:{port}"],
             cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=client_log, stderr=subprocess.STDOUT,
             start_new_session=True)
         deadline = time.monotonic() + 30
@@ -65,8 +65,8 @@ def test_a_replica_added_mid_run_gets_calls_within_the_connection_age(tmp_path, 
             assert client.poll() is None, (tmp_path / "client.log").read_text()
             time.sleep(0.2)
         # The HPA adds a pod: DNS answers with both addresses once it is ready.
-        replicas.append(ServiceProcess(f"asr@{HOSTS[1]}", "asr", "services.asr", tmp_path / "b.log", env,
-                                       host=HOSTS[1], grpc_port=port))
+        replicas.append(ServiceProcess("asr", "services.asr", tmp_path / "b.log", env=env, host=HOSTS[1],
+                                       grpc_port=port).start())
         replicas[1].wait_serving(180)
         write_hosts(hosts, HOSTS)
         added = time.monotonic()

@@ -11,7 +11,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway.client import ClientSecurity
-from gateway.stack import SERVICES, Stack
+from services.common.registry import SERVICES
+from stack.local import Stack
 from talker.v1 import gateway_pb2, gateway_pb2_grpc, tts_pb2, tts_pb2_grpc
 from tests.system.conftest import PORT_OFFSET
 
