@@ -196,7 +196,7 @@ def test_service_monitors_select_exactly_their_service_and_name_its_metrics_port
         (ep,) = spec["endpoints"]
         assert ep["port"] == "metrics" and ep["path"] == "/metrics"
         assert any(p["name"] == "metrics" for p in matched[0]["spec"]["ports"])
-        assert ep["interval"] == sm_values.get("interval", "5s")
+        assert ep["interval"] == sm_values.get("interval", "30s")  # production default; 5 s locally
         for k, v in sm_values.get("additionalLabels", {}).items():
             assert sm["metadata"]["labels"][k] == v
         assert {"sourceLabels": ["__meta_kubernetes_service_label_app_kubernetes_io_component"],
@@ -400,7 +400,13 @@ def test_hpa_and_keda_on_one_service_is_refused():
 def test_prometheus_rule_and_dashboard_come_from_the_observability_files():
     objects = render()
     (rule,) = by_kind(objects, "PrometheusRule").values()
-    assert rule["spec"]["groups"] == yaml.safe_load((CHART / "files" / "talker-rules.yml").read_text())["groups"]
+    groups = rule["spec"]["groups"]
+    base = yaml.safe_load((CHART / "files" / "talker-rules.yml").read_text())["groups"]
+    assert groups[:len(base)] == base
+    # then one group per enabled SLO (their content is checked against the builder in tests/observability)
+    objectives = yaml.safe_load((CHART / "values.yaml").read_text())["slo"]["objectives"]
+    assert [g["name"] for g in groups[len(base):]] == [f"talker.slo.{name}" for name, o in objectives.items()
+                                                        if o.get("enabled", True)]
     cm = by_kind(objects, "ConfigMap")["talker-dashboard"]
     assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
     dashboard = (CHART / "files" / "talker-dashboard.json").read_text()
