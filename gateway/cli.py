@@ -97,8 +97,10 @@ def _security(args) -> ClientSecurity:
 
 
 def summary_json(summary: gateway_pb2.TurnSummary) -> str:
-    """One line of JSON: protobuf's JSON mapping with the proto field names."""
-    return json_format.MessageToJson(summary, preserving_proto_field_name=True, indent=None)
+    """One line of JSON: protobuf's JSON mapping with the proto field names, zero values included (so
+    every turn's line has the same keys)."""
+    return json_format.MessageToJson(summary, preserving_proto_field_name=True, indent=None,
+                                     always_print_fields_with_no_presence=True)
 
 
 def cmd_converse(args) -> int:

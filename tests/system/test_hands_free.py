@@ -90,7 +90,7 @@ def test_speech_over_the_reply_stops_it_and_is_answered(stack, gateway, piper):
     question, interruption = piper("Tell me a long story about a dragon."), piper("What colour is the sky?")
     llm, animator = stack.services["llm"].metrics_url, stack.services["animator"].metrics_url
     cancelled_before = metric(llm, "talker_llm_request_success_total", finished_reason="cancelled")
-    animations_cancelled_before = metric(animator, "grpc_server_handled_total", grpc_code="CANCELLED")
+    animations_cancelled_before = metric(animator, "grpc_server_handled_total", grpc_code="Canceled")
 
     def microphone():
         yield from realtime_chunks(concat(silence(0.5), question))
@@ -128,7 +128,7 @@ def test_speech_over_the_reply_stops_it_and_is_answered(stack, gateway, piper):
     assert wer("What colour is the sky?", second.transcript) <= 0.2, second.transcript
     assert wait_for(lambda: metric(llm, "talker_llm_request_success_total",
                                    finished_reason="cancelled") > cancelled_before)
-    assert wait_for(lambda: metric(animator, "grpc_server_handled_total", grpc_code="CANCELLED")
+    assert wait_for(lambda: metric(animator, "grpc_server_handled_total", grpc_code="Canceled")
                     > animations_cancelled_before)
     assert metric(stack.services["gateway"].metrics_url, "talker_gateway_barge_ins_total") >= 1
 
@@ -142,3 +142,26 @@ def test_end_of_turn_is_refused_in_a_hands_free_session(gateway):
     with pytest.raises(grpc.RpcError) as err:
         list(gateway.Converse(requests(), timeout=60))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "end_of_turn" in err.value.details()
+
+
+def test_talker_converse_plays_a_recording_as_a_microphone(stack, piper, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from services.common.audio import write_wav
+    from tests.service_process import ROOT
+
+    wav = tmp_path / "talk.wav"
+    wav.write_bytes(write_wav(concat(silence(0.3), piper("What is the capital of France?"), silence(1.5),
+                                     piper("How many legs does a spider have?")), RATE))
+    run = subprocess.run([sys.executable, "-m", "gateway.cli", "converse", "--wav", str(wav), "--json",
+                          "--max-reply-tokens", "8", "--trailing-silence", "2.5",
+                          "--target", stack.services["gateway"].target],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    turns = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [wer(q, t["transcript"]) for q, t in zip(
+        ("What is the capital of France?", "How many legs does a spider have?"), turns, strict=True)] == [0, 0]
+    assert all("end_of_turn_delay_seconds" in t and "time_to_first_frame_seconds" in t for t in turns), turns
+    assert not turns[-1]["cancelled"] and turns[-1]["end_of_turn_delay_seconds"] > 0
