@@ -123,7 +123,8 @@ class Turn:
         self.timing = TurnTiming(metrics)
         self._start_clock()
         self.span = self._start_span(own_trace)
-        self.transcript = ""
+        # A hands-free turn's transcript is known from the start (a turn stopped before it began has it too).
+        self.transcript = turn_input.text.strip() if turn_input.heard else ""
         self.reply = ""
         self.audio_samples = 0
         self.sample_rate = 0

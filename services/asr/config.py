@@ -18,6 +18,10 @@ class AsrConfig:
     # beam 1 and 6.7% with beam 5, for ~1.75x the decode time (mostly hidden hands-free, where the
     # pause's decode runs during the endpointing wait).
     beam_size: int = 5
+    # Listen (hands-free) decodes greedily: beam search "completes" a sentence cut at a pause ("the
+    # capital of" came out as "the capital low."), which defeats the cut-off check below, and the
+    # pause's decode must fit in the endpointing wait.
+    listen_beam_size: int = 1
     # Seconds of audio the encoder sees per window (Whisper's own is 30).
     chunk_length: int = 30
     max_audio_seconds: float = 60.0
@@ -32,11 +36,14 @@ class AsrConfig:
     # Silence after speech before the semantic end-of-turn check runs (and the transcript so far is
     # decoded); a "complete" verdict ends the turn here.
     pause_seconds: float = 0.2
-    # smart-turn probability at or above which the utterance counts as complete. Above the model's own
-    # 0.5: on Piper speech, complete questions scored 0.84..0.98 and "I would like to know the capital
-    # of" (a mid-sentence pause) 0.53; a wrong "complete" cuts the user off, a wrong "incomplete" only
-    # waits for the silence cap.
+    # smart-turn's probability that the utterance is complete decides how long the silence must last:
+    # at or above sure_threshold the turn ends at the pause; at or above completion_threshold it ends
+    # after late_pause_seconds; below, at the silence cap. On Piper speech complete questions scored
+    # 0.84..0.98 and "I would like to know the capital of" (a mid-sentence pause) 0.53..0.79: a wrong
+    # "complete" cuts the user off, a wrong "incomplete" only waits longer.
     completion_threshold: float = 0.7
+    sure_threshold: float = 0.9
+    late_pause_seconds: float = 0.5
     # Silence that ends the turn whatever the check said.
     silence_cap_seconds: float = 1.0
     # False: no semantic check, the silence cap alone ends turns.
@@ -48,12 +55,19 @@ class AsrConfig:
         require(self.compute_type in {"int8", "int8_float32", "float32", "float16", "int8_float16", "default"},
                 f"TALKER_ASR_COMPUTE_TYPE={self.compute_type!r}: not a CTranslate2 compute type")
         require(1 <= self.beam_size <= 10, f"TALKER_ASR_BEAM_SIZE={self.beam_size}: must be 1..10")
+        require(1 <= self.listen_beam_size <= 10,
+                f"TALKER_ASR_LISTEN_BEAM_SIZE={self.listen_beam_size}: must be 1..10")
         require(1 <= self.chunk_length <= 30, f"TALKER_ASR_CHUNK_LENGTH={self.chunk_length}: must be 1..30")
         require(0 < self.max_audio_seconds <= 600,
                 f"TALKER_ASR_MAX_AUDIO_SECONDS={self.max_audio_seconds}: must be in (0, 600]")
         require(0.15 < self.vad_threshold < 1, f"TALKER_ASR_VAD_THRESHOLD={self.vad_threshold}: must be in (0.15, 1)")
         require(0 < self.completion_threshold < 1,
                 f"TALKER_ASR_COMPLETION_THRESHOLD={self.completion_threshold}: must be in (0, 1)")
+        require(self.completion_threshold <= self.sure_threshold < 1,
+                f"TALKER_ASR_SURE_THRESHOLD={self.sure_threshold}: must be in "
+                f"[TALKER_ASR_COMPLETION_THRESHOLD={self.completion_threshold}, 1)")
+        require(self.pause_seconds <= self.late_pause_seconds <= self.silence_cap_seconds,
+                f"TALKER_ASR_LATE_PAUSE_SECONDS={self.late_pause_seconds}: must be between the pause and the cap")
         for name in ("speech_start_seconds", "preroll_seconds", "pause_seconds", "partial_interval_seconds"):
             value = getattr(self, name)
             require(0 <= value <= 10, f"TALKER_ASR_{name.upper()}={value}: must be in [0, 10]")

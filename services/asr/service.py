@@ -55,11 +55,11 @@ class AsrServiceServicer(asr_pb2_grpc.AsrServiceServicer):
         self.vad = None         # faster-whisper's SileroVADModel, shared; each stream has its own state
         self.smart_turn = None  # SmartTurn, shared
 
-    async def decode(self, samples, language: str = "") -> tuple[str, float]:
+    async def decode(self, samples, language: str = "", beam_size: int = 0) -> tuple[str, float]:
         """(text, model seconds) of 16 kHz float32 audio, one decode at a time."""
         async with self.lock:
             t0 = time.perf_counter()
-            text = await asyncio.to_thread(self.backend.transcribe, samples, language)
+            text = await asyncio.to_thread(self.backend.transcribe, samples, language, beam_size)
             return text, time.perf_counter() - t0
 
     async def Listen(self, request_iterator, context):
