@@ -25,7 +25,8 @@ from pathlib import Path
 import grpc
 
 from bench.common import OUT, ROOT, p50, pct, table, write_section
-from gateway.stack import Stack
+from services.common.registry import STAGES
+from stack.local import Stack
 from talker.v1 import gateway_pb2, gateway_pb2_grpc
 
 QUESTION = "Could you tell me something interesting about the ocean and the animals living in it?"
@@ -46,7 +47,7 @@ def one_turn(stub, **kw) -> gateway_pb2.TurnSummary:
 
 def critical_path(s: gateway_pb2.TurnSummary) -> dict[str, float]:
     stages = {st.stage: st.first_call_seconds for st in s.stages}
-    row = {k: stages.get(k, 0.0) for k in ("asr", "llm", "tts", "animator")}
+    row = {k: stages.get(k, 0.0) for k in STAGES}
     row["gateway"] = s.time_to_first_frame_seconds - sum(row.values())
     return row
 
@@ -71,13 +72,18 @@ def load(stub, sessions: int, turns_each: int) -> tuple[float, list[float], int]
     return wall, [t for r in results for t in r[0]], sum(r[1] for r in results)
 
 
+def cpu_by_service(stack: Stack) -> dict[str, float]:
+    """User + system CPU seconds used so far by each of the stack's service processes."""
+    out = {}
+    for name, svc in stack.services.items():
+        fields = Path(f"/proc/{svc.pid()}/stat").read_text().rsplit(")", 1)[1].split()
+        out[name] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (proc(5))
+    return out
+
+
 def cpu_seconds(stack: Stack) -> float:
     """User + system CPU seconds used so far by the stack's service processes."""
-    total = 0
-    for svc in stack.services.values():
-        fields = Path(f"/proc/{svc.pid()}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])   # utime, stime (fields 14 and 15 of proc(5))
-    return total / os.sysconf("SC_CLK_TCK")
+    return sum(cpu_by_service(stack).values())
 
 
 def start(offset: int, metrics: bool, greedy: bool = False) -> Stack:
@@ -98,7 +104,7 @@ def plot(rows: list[dict[str, float]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    parts = ["asr", "llm", "tts", "animator", "gateway"]
+    parts = [*STAGES, "gateway"]
     labels = {"asr": "ASR (decode after end of speech)", "llm": "LLM (to first sentence)",
               "tts": "TTS (to first audio)", "animator": "animator (to first frame)", "gateway": "gateway overhead"}
     med = {p: p50([r[p] for r in rows]) for p in parts}
@@ -176,7 +182,7 @@ def main() -> int:
         ("first frame / full turn", share),
     ]]
     stage_rows = [[k, p50([p[k] for p in paths]) * 1000, pct([p[k] for p in paths], 95) * 1000]
-                  for k in ("asr", "llm", "tts", "animator", "gateway")]
+                  for k in (*STAGES, "gateway")]
     conc_rows = []
     for n, (wall, times, failed) in concurrency.items():
         conc_rows.append([n, len(times) + failed, f"{60 * len(times) / wall:.1f}", p50(times), pct(times, 95), failed])

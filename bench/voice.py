@@ -22,8 +22,8 @@ import numpy as np
 
 from bench.common import OUT, ROOT, p50, pct, start_service, stop_service, table, write_section
 from gateway.client import microphone_chunks
-from gateway.stack import Stack
 from services.common.audio import float_to_pcm16
+from stack.local import Stack
 from talker.v1 import asr_pb2, asr_pb2_grpc, gateway_pb2, gateway_pb2_grpc
 from tests.spoken import ESPEAK_RATES, QUESTIONS, RATE, espeak, silence, wav_to_16k
 from tests.system.test_spoken_questions import corpus_wer
@@ -46,7 +46,7 @@ def transcribe(stub, samples: np.ndarray) -> tuple[str, float]:
 
 
 def gateway_metric(stack: Stack, name: str, **labels: str) -> float:
-    from tests.service_process import metric_sum
+    from stack.process import metric_sum
 
     with urllib.request.urlopen(stack.services["gateway"].metrics_url, timeout=10) as resp:
         return metric_sum(resp.read().decode(), name, **labels)

@@ -23,7 +23,7 @@ import logging
 import grpc
 
 from services.common.config import ConfigError, read_setting_file
-from services.common.handlers import rewrap
+from services.common.handlers import around, refusing
 
 log = logging.getLogger("talker.gateway.auth")
 
@@ -129,16 +129,4 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if refusal is None or handler is None:
             return handler
-        code, message = refusal
-
-        def wrapper(inner):
-            if handler.response_streaming:
-                async def refuse_stream(request, context):
-                    await context.abort(code, message)
-                    yield  # pragma: no cover - abort raised above
-                return refuse_stream
-
-            async def refuse(request, context):
-                await context.abort(code, message)
-            return refuse
-        return rewrap(handler, wrapper)
+        return around(handler, refusing(*refusal))

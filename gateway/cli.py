@@ -5,12 +5,14 @@
     talker ask --wav question.wav  one turn from speech (--json: the turn's summary as JSON)
     talker converse --wav talk.wav a hands-free conversation: the recording streams in real time as a
                                    microphone; the server finds the turns (--json: one summary a line)
-    talker status | down
+    talker status [--json] [--target HOST:PORT]
+    talker down
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -19,10 +21,11 @@ import grpc
 import numpy as np
 from google.protobuf import json_format
 
-from gateway.client import ClientSecurity, microphone_chunks
-from gateway.stack import SERVICES, Stack
+from gateway.client import ClientSecurity, health, microphone_chunks
 from services.common.audio import pcm16_to_float, read_wav
 from services.common.media import decode_jpeg, rgb_frame, write_mp4
+from services.common.metrics import VERSION
+from services.common.registry import local_target
 from talker.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc
 
 DEFAULT_QUESTION = "Hello! Who are you, and what can you do?"
@@ -33,6 +36,8 @@ def _progress(msg: str) -> None:
 
 
 def cmd_up(args) -> int:
+    from stack.local import Stack  # the local stack is not part of the gateway's image
+
     stack = Stack()
     stack.start()
     _progress("starting asr, llm, tts, animator, gateway (logs in out/stack/*.log) ...")
@@ -43,26 +48,41 @@ def cmd_up(args) -> int:
     return 0
 
 
-def print_endpoints(stack: Stack) -> None:
+def print_endpoints(stack) -> None:
     print("\nTalker is up:")
     for name, svc in stack.services.items():
         print(f"  {name:9s} gRPC {svc.target:16s} metrics {svc.metrics_url}")
 
 
 def cmd_down(args) -> int:
+    from stack.local import Stack
+
     Stack().stop()
     _progress("stopped")
     return 0
 
 
 def cmd_status(args) -> int:
-    stack = Stack()
-    worst = 0
-    for name, svc in stack.services.items():
-        status = stack.health(name)
-        worst = worst or int(status != "SERVING")
-        print(f"{name:9s} {status:12s} gRPC {svc.target:16s} metrics {svc.metrics_url}")
-    return worst
+    """Health of the local stack's services, or of one gateway (--target: port-forwarded or remote)."""
+    if args.target:
+        security = ClientSecurity.from_env()
+        with security.channel(args.target) as ch:
+            rows = [{"service": "gateway", "status": health(ch, 2.0, security.metadata()), "target": args.target}]
+    else:
+        from stack.local import Stack
+
+        stack = Stack()
+        rows = [{"service": name, "status": stack.health(name), "target": svc.target, "metrics": svc.metrics_url}
+                for name, svc in stack.services.items()]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            metrics = f" metrics {row['metrics']}" if "metrics" in row else ""
+            print(f"{row['service']:9s} {row['status']:12s} gRPC {row['target']:16s}{metrics}")
+    return int(any(row["status"] != "SERVING" for row in rows))
+
+
 
 
 def cmd_ask(args) -> int:
@@ -211,33 +231,40 @@ def print_summary(s: gateway_pb2.TurnSummary, out: Path) -> None:
         print(f"  {st.stage:9s} {st.first_output_seconds:9.3f} {st.busy_seconds:8.3f} {st.calls:6d}")
 
 
+class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The module docstring as written, and every option's default in its help."""
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="talker", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="talker", description=__doc__, formatter_class=_Formatter)
+    parser.add_argument("--version", action="version", version=f"talker {VERSION}")
     sub = parser.add_subparsers(dest="command", required=True)
-    up = sub.add_parser("up", help="start the local stack and wait until it is SERVING")
-    up.add_argument("--timeout", type=float, default=300.0)
-    sub.add_parser("down", help="stop the local stack")
-    sub.add_parser("status", help="health of each service")
-    ask = sub.add_parser("ask", help="one turn: text or a WAV in, an MP4 out")
-    ask.add_argument("text", nargs="?", default="")
-    ask.add_argument("--wav", help="a spoken question (PCM16 WAV)")
-    ask.add_argument("--out", default="out/reply.mp4")
+    up = sub.add_parser("up", help="start the local stack and wait until it is SERVING", formatter_class=_Formatter)
+    up.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for every service to be SERVING")
+    sub.add_parser("down", help="stop the local stack", formatter_class=_Formatter)
+    status = sub.add_parser("status", help="health of each service", formatter_class=_Formatter)
+    status.add_argument("--target", default="", help="host:port of a gateway to check instead of the local stack "
+                        "(e.g. one reached through kubectl port-forward)")
+    status.add_argument("--json", action="store_true", help="print the health as JSON")
+    ask = sub.add_parser("ask", help="one turn: text or a WAV in, an MP4 out", formatter_class=_Formatter)
+    ask.add_argument("text", nargs="?", default="", help=f"the question (empty: {DEFAULT_QUESTION!r})")
+    ask.add_argument("--wav", help="a spoken question (PCM16 WAV) instead of text")
+    ask.add_argument("--out", default="out/reply.mp4", help="where to write the reply's video")
     ask.add_argument("--avatar", help="a portrait (JPEG/PNG) instead of the default")
-    ask.add_argument("--voice", default="")
-    ask.add_argument("--fps", type=int, default=0)
-    ask.add_argument("--quiet", action="store_true")
+    ask.add_argument("--voice", default="", help="a voice name (empty: the TTS service's default)")
+    ask.add_argument("--fps", type=int, default=0, help="frames per second (0: the animator's default)")
+    ask.add_argument("--quiet", action="store_true", help="no progress on stderr")
     ask.add_argument("--json", action="store_true", help="print the TurnSummary as JSON (proto field names)")
     talk = sub.add_parser("converse", help="a hands-free conversation from a recording streamed in real time")
     talk.add_argument("--wav", required=True, help="the recording (PCM16 WAV, any rate), played as a microphone")
     talk.add_argument("--trailing-silence", type=float, default=3.0, help="seconds of silence after it")
     talk.add_argument("--speed", type=float, default=1.0, help="playback speed (1 = real time)")
-    talk.add_argument("--voice", default="")
-    talk.add_argument("--max-reply-tokens", type=int, default=0)
+    talk.add_argument("--voice", default="", help="a voice name (empty: the TTS service's default)")
+    talk.add_argument("--max-reply-tokens", type=int, default=0, help="reply length limit (0: the default)")
     talk.add_argument("--json", action="store_true", help="print each TurnSummary as one line of JSON")
     for p, timeout in ((ask, 180.0), (talk, 600.0)):
-        p.add_argument("--target", default=f"127.0.0.1:{SERVICES['gateway'][1]}")
-        p.add_argument("--timeout", type=float, default=timeout)
+        p.add_argument("--target", default=local_target("gateway"), help="host:port of the gateway")
+        p.add_argument("--timeout", type=float, default=timeout, help="deadline of the call, seconds")
         p.add_argument("--ca", help="TLS: the CA that signed the gateway's certificate "
                                     "(env TALKER_CLIENT_TLS_CA_FILE)")
         p.add_argument("--cert", help="mTLS: client certificate (env TALKER_CLIENT_TLS_CERT_FILE)")
@@ -245,8 +272,16 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--server-name", help="TLS: name to verify instead of the target's host")
     # The API key comes from TALKER_API_KEY only: a flag would show it in `ps` and shell history.
     args = parser.parse_args(argv)
-    return {"up": cmd_up, "down": cmd_down, "status": cmd_status, "ask": cmd_ask,
-            "converse": cmd_converse}[args.command](args)
+    command = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "ask": cmd_ask,
+               "converse": cmd_converse}[args.command]
+    try:
+        return command(args)
+    except KeyboardInterrupt:
+        _progress("\ninterrupted")
+        return 130
+    except OSError as exc:  # a file named on the command line that cannot be read or written
+        _progress(f"talker: {exc.filename or ''}: {exc.strerror or exc}")
+        return 2
 
 
 if __name__ == "__main__":

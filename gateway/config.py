@@ -3,17 +3,31 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
+from typing import ClassVar
 
-from services.common.config import require
+from services.common.config import Settings
+from services.common.limits import Range
+from services.common.registry import STAGES, local_target
 
 
 @dataclasses.dataclass(frozen=True)
-class GatewayConfig:
+class GatewayConfig(Settings):
+    PREFIX = "TALKER_GATEWAY_"
+    LIMITS: ClassVar[Mapping[str, Range]] = {
+        "max_sessions": Range(1, 100_000),
+        "turn_timeout_seconds": Range(0, 3600, open_lo=True),
+        "history_messages": Range(0, 1000),
+        "max_audio_seconds": Range(0, 3600, open_lo=True),
+        "max_text_chars": Range(1, 1_000_000),
+        "max_avatar_bytes": Range(1, 1 << 30),
+    }
+
     # Stage addresses: host:port, or dns:///name:port for round-robin over all replicas.
-    asr_target: str = "127.0.0.1:50052"
-    llm_target: str = "127.0.0.1:50053"
-    tts_target: str = "127.0.0.1:50054"
-    animator_target: str = "127.0.0.1:50055"
+    asr_target: str = local_target("asr")
+    llm_target: str = local_target("llm")
+    tts_target: str = local_target("tts")
+    animator_target: str = local_target("animator")
     max_sessions: int = 8
     # A turn that runs longer than this fails with DEADLINE_EXCEEDED (unless the client set a shorter deadline).
     turn_timeout_seconds: float = 120.0
@@ -33,15 +47,13 @@ class GatewayConfig:
     # (mounted from a Secret). Empty = no authentication (local use only).
     api_keys_file: str = ""
 
-    def __post_init__(self) -> None:
-        require(1 <= self.max_sessions <= 100000, f"TALKER_GATEWAY_MAX_SESSIONS={self.max_sessions}: must be >= 1")
-        require(0 < self.turn_timeout_seconds <= 3600,
-                f"TALKER_GATEWAY_TURN_TIMEOUT_SECONDS={self.turn_timeout_seconds}: must be in (0, 3600]")
-        require(0 <= self.history_messages <= 1000,
-                f"TALKER_GATEWAY_HISTORY_MESSAGES={self.history_messages}: must be 0..1000")
-        require(bool(self.tls_client_cert_file) == bool(self.tls_client_key_file),
-                "TALKER_GATEWAY_TLS_CLIENT_CERT_FILE and TALKER_GATEWAY_TLS_CLIENT_KEY_FILE must be set together")
-        require(not self.tls_client_cert_file or bool(self.tls_ca_file),
-                "TALKER_GATEWAY_TLS_CLIENT_CERT_FILE needs TALKER_GATEWAY_TLS_CA_FILE (mTLS is TLS first)")
-        for name in ("asr_target", "llm_target", "tts_target", "animator_target"):
-            require(bool(getattr(self, name)), f"TALKER_GATEWAY_{name.upper()}: must not be empty")
+    def validate(self) -> None:
+        self.check("tls_client_key_file", bool(self.tls_client_cert_file) == bool(self.tls_client_key_file),
+                   f"set it together with {self.variable('tls_client_cert_file')}")
+        self.check("tls_client_cert_file", not self.tls_client_cert_file or bool(self.tls_ca_file),
+                   f"needs {self.variable('tls_ca_file')} (mTLS is TLS first)")
+        for stage in STAGES:
+            self.check(f"{stage}_target", bool(self.target(stage)), "must not be empty")
+
+    def target(self, stage: str) -> str:
+        return getattr(self, f"{stage}_target")

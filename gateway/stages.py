@@ -9,6 +9,7 @@ import grpc
 from gateway.config import GatewayConfig
 from services.common import tracing
 from services.common.config import read_setting_file
+from services.common.registry import STAGES
 from talker.v1 import animator_pb2_grpc, asr_pb2_grpc, llm_pb2_grpc, tts_pb2_grpc
 
 # Retries: only for calls that are safe to repeat. ListVoices and RegisterAvatar are
@@ -73,8 +74,6 @@ class StageClients:
         if config.tls_server_name:
             opts.append(("grpc.ssl_target_name_override", config.tls_server_name))
         credentials = channel_credentials(config)
-        targets = {"asr": config.asr_target, "llm": config.llm_target, "tts": config.tts_target,
-                   "animator": config.animator_target}
 
         def channel(target: str) -> grpc.aio.Channel:
             if credentials is None:
@@ -82,7 +81,7 @@ class StageClients:
             return grpc.aio.secure_channel(target, credentials, options=opts,
                                            interceptors=tracing.client_interceptors())
 
-        self.channels = {stage: channel(target) for stage, target in targets.items()}
+        self.channels = {stage: channel(config.target(stage)) for stage in STAGES}
         self.asr = asr_pb2_grpc.AsrServiceStub(self.channels["asr"])
         self.llm = llm_pb2_grpc.LlmServiceStub(self.channels["llm"])
         self.tts = tts_pb2_grpc.TtsServiceStub(self.channels["tts"])

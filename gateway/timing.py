@@ -13,6 +13,7 @@ import dataclasses
 import time
 
 from services.common import tracing
+from services.common.registry import STAGES
 from talker.v1 import gateway_pb2
 
 
@@ -33,7 +34,7 @@ MILESTONES = (
     Milestone("tts", "first_audio", "Turn start to the first audio chunk."),
     Milestone("animator", "first_frame", "Turn start to the first video frame."),
 )
-STAGES = tuple(m.stage for m in MILESTONES)
+# One milestone per stage of the registry, in pipeline order (tests/unit/test_gateway_turn.py checks it).
 _BY_STAGE = {m.stage: m for m in MILESTONES}
 
 

@@ -6,12 +6,15 @@ import dataclasses
 import os
 
 from services.common.config import require
+from services.common.limits import FPS, JPEG_QUALITY
 
 #: The portrait served when a stream names no avatar (Eileen Collins, NASA, public domain).
 DEFAULT_PORTRAIT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                                 "assets", "portrait.png")
 
-RENDERERS = ("mesh-warp", "mouth-warp")  # or "package.module:Class", a plug-in Renderer
+# The renderers by name (services/animator/renderers.py), or "package.module:Class", a plug-in Renderer.
+RENDERERS = {"mesh-warp": "services.animator.mesh:MeshWarpRenderer",
+             "mouth-warp": "services.animator.render:MouthWarpRenderer"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,8 +57,8 @@ class AnimatorConfig:
                 f"{p}RENDERER={self.renderer!r}: one of {', '.join(RENDERERS)}, or package.module:Class")
         require(64 <= self.size <= 2048 and self.size % 2 == 0,
                 f"{p}SIZE={self.size}: must be an even number of px in 64..2048")
-        require(1 <= self.fps <= 60, f"{p}FPS={self.fps}: must be 1..60")
-        require(1 <= self.jpeg_quality <= 100, f"{p}JPEG_QUALITY={self.jpeg_quality}: must be 1..100")
+        require(self.fps in FPS, f"{p}FPS={self.fps}: must be {FPS}")
+        require(self.jpeg_quality in JPEG_QUALITY, f"{p}JPEG_QUALITY={self.jpeg_quality}: must be {JPEG_QUALITY}")
         require(0 <= self.lookahead_frames <= 25, f"{p}LOOKAHEAD_FRAMES={self.lookahead_frames}: must be 0..25")
         require(1 <= self.batch_frames <= 100, f"{p}BATCH_FRAMES={self.batch_frames}: must be 1..100")
         require(1.2 <= self.crop_scale <= 6.0, f"{p}CROP_SCALE={self.crop_scale}: must be 1.2..6")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 
 import grpc
@@ -18,6 +19,7 @@ from services.common import buckets, tracing
 from services.common.audio import pcm16_to_float
 from services.common.config import ServerConfig, from_env
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
+from services.common.limits import FPS, JPEG_QUALITY, SAMPLE_RATE
 from services.common.server import LoadedModel, Stage, run
 from talker.v1 import animator_pb2, animator_pb2_grpc, common_pb2
 
@@ -92,14 +94,35 @@ class _Stream:
             window = self.tracker.window(self.audio, i)
             shape = self.mouth.step(i, window)
             pts = i / self.fps
-            idle = self.idle.state(pts)
+            idle = self.idle.state(pts, speaking=shape.openness > 0.05 or shape.press > 0.5, stress=shape.stress)
             state = FrameState(index=i, pts=pts, openness=shape.openness, audio=window, width=shape.width,
-                               press=shape.press, blink=idle.blink, head=idle.head)
+                               press=shape.press, tongue=shape.tongue, blink=idle.blink, head=idle.head,
+                               brows=idle.brows)
             out.append(self.backend.frame(self.entry, state, self.format, self.quality))
         self.next_index = stop
         self.audio.drop_before(self.tracker.centre(stop) - self.tracker.half)
         self.mouth.drop_before(self.tracker.centre(stop) - self.tracker.half)
         return out
+
+
+_MAX_PHONEMES = 4096   # per segment: a minute of speech is ~800
+
+
+def _phoneme_timings(phonemes) -> list[tuple[str, float, float]]:
+    """AudioSegment.phonemes as (IPA, start, duration), or INVALID_ARGUMENT naming what is wrong."""
+    if len(phonemes) > _MAX_PHONEMES:
+        raise InvalidArgument(f"audio.phonemes: {len(phonemes)} in one segment, more than {_MAX_PHONEMES}")
+    out = []
+    for i, p in enumerate(phonemes):
+        if not (math.isfinite(p.start_seconds) and math.isfinite(p.duration_seconds)
+                and -60.0 <= p.start_seconds <= 600.0 and 0.0 <= p.duration_seconds <= 60.0):
+            raise InvalidArgument(f"audio.phonemes[{i}]: start_seconds {p.start_seconds}, duration_seconds "
+                                  f"{p.duration_seconds}; need finite times, 0 <= duration <= 60 s")
+        if len(p.phoneme) > 16:
+            raise InvalidArgument(f"audio.phonemes[{i}].phoneme: {len(p.phoneme)} characters; one IPA "
+                                  "symbol is expected")
+        out.append((p.phoneme, p.start_seconds, p.duration_seconds))
+    return out
 
 
 class AnimatorServiceServicer(animator_pb2_grpc.AnimatorServiceServicer):
@@ -133,15 +156,11 @@ class AnimatorServiceServicer(animator_pb2_grpc.AnimatorServiceServicer):
     async def _open(self, cfg: animator_pb2.AnimateConfig) -> _Stream:
         c = self.config
         fps = cfg.fps or c.fps
-        if not 1 <= fps <= 60:
-            raise InvalidArgument(f"config.fps: {cfg.fps} is outside 1..60 (0 = the default, {c.fps})")
+        FPS.check("config.fps", fps, note=f" (0 = the default, {c.fps})")
         rate = cfg.sample_rate
-        if not 8000 <= rate <= 48000:
-            raise InvalidArgument(f"config.sample_rate: {rate} Hz is outside 8000..48000 (it is required)")
+        SAMPLE_RATE.check("config.sample_rate", rate, " Hz", " (it is required)")
         quality = cfg.jpeg_quality or c.jpeg_quality
-        if not 1 <= quality <= 100:
-            raise InvalidArgument(f"config.jpeg_quality: {cfg.jpeg_quality} is outside 1..100 "
-                                  f"(0 = the default, {c.jpeg_quality})")
+        JPEG_QUALITY.check("config.jpeg_quality", quality, note=f" (0 = the default, {c.jpeg_quality})")
         fmt = _FORMATS.get(cfg.format)
         if fmt is None:
             raise InvalidArgument(f"config.format: {cfg.format} is not a FrameFormat")
@@ -210,8 +229,9 @@ class AnimatorServiceServicer(animator_pb2_grpc.AnimatorServiceServicer):
                     if len(pcm) % 2:
                         raise InvalidArgument(f"audio.pcm: {len(pcm)} bytes; PCM16 needs an even number")
                     samples = pcm16_to_float(pcm)
+                    timings = _phoneme_timings(req.audio.phonemes)
                     stream.audio.append(samples)
-                    stream.mouth.feed(samples, req.audio.text)
+                    stream.mouth.feed(samples, req.audio.text, timings)
                     self.metrics.audio_seconds.inc(samples.size / stream.rate)
                     async for resp in self._frames(stream, final=False):
                         yield resp
@@ -250,4 +270,4 @@ class AnimatorStage(Stage):
 
 
 def main() -> None:
-    run(AnimatorStage, "animator", grpc_port=50055, metrics_port=9105)
+    run(AnimatorStage, "animator")

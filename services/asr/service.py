@@ -10,13 +10,15 @@ import grpc
 from prometheus_client import Counter, Histogram
 
 from services.asr.backend import MODEL_RATE, WhisperBackend
-from services.asr.config import AsrConfig
+from services.asr.config import BACKENDS, AsrConfig
 from services.asr.detectors import SmartTurn, silero_path
 from services.asr.listen import ListenStream
 from services.common import buckets, tracing
 from services.common.audio import pcm16_to_float, resample
+from services.common.backends import backend_class
 from services.common.config import ServerConfig, from_env
 from services.common.errors import FailedPrecondition, InvalidArgument
+from services.common.limits import SAMPLE_RATE
 from services.common.server import LoadedModel, Stage, run
 from talker.v1 import asr_pb2, asr_pb2_grpc
 
@@ -92,8 +94,7 @@ class AsrServiceServicer(asr_pb2_grpc.AsrServiceServicer):
                 if rate:
                     raise InvalidArgument("config: sent twice; it must be the first message only")
                 rate = req.config.sample_rate
-                if not 8000 <= rate <= 48000:
-                    raise InvalidArgument(f"config.sample_rate: {rate} Hz is outside 8000..48000")
+                SAMPLE_RATE.check("config.sample_rate", rate, " Hz")
                 max_bytes = int(self.config.max_audio_seconds * rate * 2)
                 req_language = req.config.language
             elif kind == "audio":
@@ -134,7 +135,7 @@ class AsrStage(Stage):
 
     def __init__(self, server_config: ServerConfig, config: AsrConfig | None = None):
         self.config = config or from_env(AsrConfig, "TALKER_ASR_")
-        self.backend = WhisperBackend(self.config, server_config.threads)
+        self.backend = backend_class(BACKENDS, self.config.backend)(self.config, server_config.threads)
         self.servicer = AsrServiceServicer(self.config, self.backend, AsrMetrics())
 
     def add_to_server(self, server: grpc.aio.Server) -> None:
@@ -150,6 +151,6 @@ class AsrStage(Stage):
 
 
 def main() -> None:
-    run(AsrStage, "asr", grpc_port=50052, metrics_port=9102)
+    run(AsrStage, "asr")
 
 

@@ -12,7 +12,9 @@ import os
 import types
 import typing
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
+
+from services.common.limits import Range
 
 T = TypeVar("T")
 
@@ -54,13 +56,41 @@ def _parse(name: str, raw: str, kind: Any) -> Any:
     return raw
 
 
-def from_env(cls: type[T], prefix: str, env: Mapping[str, str] | None = None, **overrides: Any) -> T:
-    """Build ``cls`` from ``prefix + FIELD_NAME`` variables.
+class Settings:
+    """Base of the config dataclasses: the variable of a field is ``PREFIX + FIELD_NAME``.
+
+    ``LIMITS`` maps fields to their allowed :class:`Range`; :meth:`check` reports any other
+    rule. Either way the error names the variable and its value, spelled in one place.
+    """
+
+    PREFIX: ClassVar[str] = "TALKER_"
+    LIMITS: ClassVar[Mapping[str, Range]] = {}
+
+    def __post_init__(self) -> None:
+        for field, allowed in self.LIMITS.items():
+            self.check(field, getattr(self, field) in allowed, f"must be {allowed}")
+        self.validate()
+
+    def validate(self) -> None:
+        """Rules beyond ranges (subclasses)."""
+
+    @classmethod
+    def variable(cls, field: str) -> str:
+        return cls.PREFIX + field.upper()
+
+    def check(self, field: str, ok: bool, rule: str) -> None:
+        if not ok:
+            raise ConfigError(f"{self.variable(field)}={getattr(self, field)!r}: {rule}")
+
+
+def from_env(cls: type[T], prefix: str | None = None, env: Mapping[str, str] | None = None, **overrides: Any) -> T:
+    """Build ``cls`` from ``prefix + FIELD_NAME`` variables (``prefix`` defaults to ``cls.PREFIX``).
 
     ``overrides`` replace a field's declared default (used for per-service port
     defaults); an environment variable still wins over them.
     """
     env = os.environ if env is None else env
+    prefix = cls.PREFIX if prefix is None else prefix
     hints = typing.get_type_hints(cls)
     values: dict[str, Any] = dict(overrides)
     errors: list[str] = []
@@ -73,10 +103,7 @@ def from_env(cls: type[T], prefix: str, env: Mapping[str, str] | None = None, **
                 errors.append(str(exc))
     if errors:
         raise ConfigError("; ".join(errors))
-    try:
-        return cls(**values)
-    except ConfigError as exc:
-        raise ConfigError(f"{prefix}*: {exc}") from None
+    return cls(**values)
 
 
 def read_setting_file(setting: str, path: str) -> bytes:
@@ -94,13 +121,25 @@ def require(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
-def check_port(name: str, value: int) -> None:
-    require(0 <= value <= 65535, f"{name}={value}: a port is 0..65535")
+PORT = Range(0, 65535)
 
 
 @dataclasses.dataclass(frozen=True)
-class ServerConfig:
+class ServerConfig(Settings):
     """Settings every service process shares (``TALKER_*``)."""
+
+    LIMITS: ClassVar[Mapping[str, Range]] = {
+        "grpc_port": PORT,
+        "metrics_port": PORT,
+        "health_port": PORT,
+        "grace_seconds": Range(0, 3600),
+        "max_concurrent_rpcs": Range(1, 100_000),
+        "threads": Range(1, 256),
+        "max_message_bytes": Range(64 * 1024, 2**31 - 1),
+        "fault_delay_seconds": Range(0, 600),
+        "memory_limit_bytes": Range(0, 2**63 - 1),
+        "cpu_request_millicores": Range(0, 10**7),
+    }
 
     grpc_port: int = 0
     metrics_port: int = 0
@@ -131,23 +170,17 @@ class ServerConfig:
     # Fault injection for tests and drills: every call to the stage's own RPCs
     # waits this long before it is handled. Never set in production.
     fault_delay_seconds: float = 0.0
+    # The container's memory limit and CPU request as the chart passes them (downward API; 0 = not
+    # known): exported so that OOM forecasts and capacity rules work without kube-state-metrics.
+    memory_limit_bytes: int = 0
+    cpu_request_millicores: int = 0
 
-    def __post_init__(self) -> None:
-        check_port("TALKER_GRPC_PORT", self.grpc_port)
-        check_port("TALKER_METRICS_PORT", self.metrics_port)
-        check_port("TALKER_HEALTH_PORT", self.health_port)
-        require(self.grace_seconds >= 0, f"TALKER_GRACE_SECONDS={self.grace_seconds}: must be >= 0")
-        require(self.max_concurrent_rpcs >= 1, f"TALKER_MAX_CONCURRENT_RPCS={self.max_concurrent_rpcs}: must be >= 1")
-        require(1 <= self.threads <= 256, f"TALKER_THREADS={self.threads}: must be 1..256")
-        require(self.max_message_bytes >= 64 * 1024,
-                f"TALKER_MAX_MESSAGE_BYTES={self.max_message_bytes}: must be >= 65536")
-        require(0 <= self.fault_delay_seconds <= 600,
-                f"TALKER_FAULT_DELAY_SECONDS={self.fault_delay_seconds}: must be 0..600")
-        require(bool(self.metrics_tls_cert_file) == bool(self.metrics_tls_key_file),
-                "TALKER_METRICS_TLS_CERT_FILE and TALKER_METRICS_TLS_KEY_FILE must be set together")
-        require(bool(self.tls_cert_file) == bool(self.tls_key_file),
-                "TALKER_TLS_CERT_FILE and TALKER_TLS_KEY_FILE must be set together")
-        require(not self.tls_client_ca_file or bool(self.tls_cert_file),
-                "TALKER_TLS_CLIENT_CA_FILE needs TALKER_TLS_CERT_FILE and TALKER_TLS_KEY_FILE (mTLS is TLS first)")
-        require(self.log_level.upper() in {"DEBUG", "INFO", "WARNING", "ERROR"},
-                f"TALKER_LOG_LEVEL={self.log_level!r}: one of DEBUG, INFO, WARNING, ERROR")
+    def validate(self) -> None:
+        self.check("metrics_tls_key_file", bool(self.metrics_tls_cert_file) == bool(self.metrics_tls_key_file),
+                   "set it together with TALKER_METRICS_TLS_CERT_FILE")
+        self.check("tls_key_file", bool(self.tls_cert_file) == bool(self.tls_key_file),
+                   "set it together with TALKER_TLS_CERT_FILE")
+        self.check("tls_client_ca_file", not self.tls_client_ca_file or bool(self.tls_cert_file),
+                   "needs TALKER_TLS_CERT_FILE and TALKER_TLS_KEY_FILE (mTLS is TLS first)")
+        self.check("log_level", self.log_level.upper() in {"DEBUG", "INFO", "WARNING", "ERROR"},
+                   "one of DEBUG, INFO, WARNING, ERROR")

@@ -8,11 +8,12 @@ logged, never sent to the client).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import grpc
 
-from services.common.handlers import rewrap
+from services.common.handlers import around
 
 log = logging.getLogger("talker.errors")
 
@@ -86,25 +87,13 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
             return None
         method = handler_call_details.method
 
-        if handler.response_streaming:
-            def wrapper(inner):
-                async def call(request, context):
-                    try:
-                        async for item in inner(request, context):
-                            yield item
-                    except BaseException as exc:
-                        if _is_passthrough(exc):
-                            raise
-                        await abort_with(context, exc, method)
-                return call
-        else:
-            def wrapper(inner):
-                async def call(request, context):
-                    try:
-                        return await inner(request, context)
-                    except BaseException as exc:
-                        if _is_passthrough(exc):
-                            raise
-                        await abort_with(context, exc, method)
-                return call
-        return rewrap(handler, wrapper)
+        @contextlib.asynccontextmanager
+        async def statuses(request, context):
+            try:
+                yield request
+            except BaseException as exc:
+                if _is_passthrough(exc):
+                    raise
+                await abort_with(context, exc, method)
+
+        return around(handler, statuses)

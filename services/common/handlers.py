@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 import grpc
@@ -42,3 +43,44 @@ def rewrap(handler: grpc.RpcMethodHandler, wrapper: Callable) -> grpc.RpcMethodH
         request_deserializer=handler.request_deserializer,
         response_serializer=handler.response_serializer,
     )
+
+
+def around(handler: grpc.RpcMethodHandler, scope: Callable, each: Callable[[], None] | None = None
+           ) -> grpc.RpcMethodHandler:
+    """A handler of the same shape that runs the call inside ``async with scope(request, context) as request``.
+
+    ``scope`` is an async context manager factory: it may act before the call (refuse it by
+    aborting, wait, count), after it (it sees the exception the call ended with) and may
+    hand the call a wrapped request (e.g. a counting iterator). ``each()`` runs for every
+    response sent. The one place that knows the unary and the streaming shapes of a handler.
+    """
+    if handler.response_streaming:
+        def wrapper(inner):
+            async def call(request, context):
+                async with scope(request, context) as req:
+                    async for item in inner(req, context):
+                        if each is not None:
+                            each()
+                        yield item
+            return call
+    else:
+        def wrapper(inner):
+            async def call(request, context):
+                async with scope(request, context) as req:
+                    response = await inner(req, context)
+                    if each is not None:
+                        each()
+                    return response
+            return call
+    return rewrap(handler, wrapper)
+
+
+def refusing(code: grpc.StatusCode, message: str) -> Callable:
+    """A scope for :func:`around` that refuses every call with ``code`` and ``message``."""
+
+    @contextlib.asynccontextmanager
+    async def refuse(request, context):
+        await context.abort(code, message)
+        yield request  # pragma: no cover - abort raised above
+
+    return refuse

@@ -6,6 +6,7 @@ community gRPC dashboards work unchanged.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import sys
@@ -18,7 +19,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from services.common import buckets
-from services.common.handlers import GRPC_TYPES, rewrap, shape
+from services.common.handlers import GRPC_TYPES, around, shape
 from services.common.tracing import exemplar
 
 NAMESPACE = "talker"
@@ -56,49 +57,24 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
         labels = (GRPC_TYPES[shape(handler)], service, method)
         m = self.m
 
-        def count_in(request):
-            if not handler.request_streaming:
+        @contextlib.asynccontextmanager
+        async def timed(request, context):
+            m.started.labels(*labels).inc()
+            if handler.request_streaming:
+                request = _counted(request, m.received.labels(*labels))
+            else:
                 m.received.labels(*labels).inc()
-                return request
-            return _counted(request, m.received.labels(*labels))
+            start, exc = time.perf_counter(), None
+            try:
+                yield request
+            except BaseException as e:
+                exc = e
+                raise
+            finally:
+                m.handled.labels(*labels, _final_code(context, exc)).inc()
+                m.seconds.labels(*labels).observe(time.perf_counter() - start, exemplar())
 
-        def finish(context, start, exc):
-            code = _final_code(context, exc)
-            m.handled.labels(*labels, code).inc()
-            m.seconds.labels(*labels).observe(time.perf_counter() - start, exemplar())
-
-        if handler.response_streaming:
-            def wrapper(inner):
-                async def call(request, context):
-                    m.started.labels(*labels).inc()
-                    start, exc = time.perf_counter(), None
-                    sent = m.sent.labels(*labels)
-                    try:
-                        async for item in inner(count_in(request), context):
-                            sent.inc()
-                            yield item
-                    except BaseException as e:
-                        exc = e
-                        raise
-                    finally:
-                        finish(context, start, exc)
-                return call
-        else:
-            def wrapper(inner):
-                async def call(request, context):
-                    m.started.labels(*labels).inc()
-                    start, exc = time.perf_counter(), None
-                    try:
-                        response = await inner(count_in(request), context)
-                        m.sent.labels(*labels).inc()
-                        return response
-                    except BaseException as e:
-                        exc = e
-                        raise
-                    finally:
-                        finish(context, start, exc)
-                return call
-        return rewrap(handler, wrapper)
+        return around(handler, timed, m.sent.labels(*labels).inc)
 
 
 async def _counted(requests: AsyncIterator, counter) -> AsyncIterator:
@@ -200,6 +176,18 @@ def _device_memory() -> list[tuple[str, float, float]]:
         except Exception:  # noqa: BLE001 - a broken driver must not break /metrics
             return []
     return []
+
+
+def container_resources(memory_limit_bytes: int, cpu_request_millicores: int,
+                        registry: CollectorRegistry = REGISTRY) -> None:
+    """The container's memory limit and CPU request, when known (the rules' fallback for
+    kube-state-metrics): the OOM forecast and the replicas-needed rules divide by them."""
+    if memory_limit_bytes:
+        Gauge(f"{NAMESPACE}_memory_limit_bytes", "The container's memory limit.",
+              registry=registry).set(memory_limit_bytes)
+    if cpu_request_millicores:
+        Gauge(f"{NAMESPACE}_cpu_request_cores", "The container's CPU request.",
+              registry=registry).set(cpu_request_millicores / 1000)
 
 
 def build_info(service: str, registry: CollectorRegistry = REGISTRY) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
@@ -21,12 +22,20 @@ import time
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from prometheus_client import REGISTRY, CollectorRegistry
 
-from services.common import metrics_server, tracing
+from services.common import metrics_server, registry, tracing
 from services.common.config import ConfigError, ServerConfig, from_env, read_setting_file
 from services.common.errors import ErrorInterceptor
-from services.common.handlers import rewrap
-from services.common.metrics import VERSION, GrpcServerMetrics, MetricsInterceptor, ModelMetrics, build_info
+from services.common.handlers import around, refusing
+from services.common.metrics import (
+    VERSION,
+    GrpcServerMetrics,
+    MetricsInterceptor,
+    ModelMetrics,
+    build_info,
+    container_resources,
+)
 
 log = logging.getLogger("talker.server")
 
@@ -80,16 +89,9 @@ class ReadinessInterceptor(grpc.aio.ServerInterceptor):
     async def intercept_service(self, continuation, handler_call_details):
         if self.ready or handler_call_details.method.startswith(self._ALWAYS):
             return await continuation(handler_call_details)
-        stage = self.stage
-
-        async def refuse(request, context):
-            await context.abort(grpc.StatusCode.UNAVAILABLE, f"{stage}: the model is still loading")
-
         handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
-        return grpc.unary_unary_rpc_method_handler(refuse) if not handler.response_streaming else \
-            _refusing_stream(handler, refuse)
+        return None if handler is None else around(handler, refusing(grpc.StatusCode.UNAVAILABLE,
+                                                                     f"{self.stage}: the model is still loading"))
 
 
 class DelayInterceptor(grpc.aio.ServerInterceptor):
@@ -104,20 +106,12 @@ class DelayInterceptor(grpc.aio.ServerInterceptor):
             return handler
         seconds = self.seconds
 
-        if handler.response_streaming:
-            def wrapper(inner):
-                async def call(request, context):
-                    await asyncio.sleep(seconds)
-                    async for item in inner(request, context):
-                        yield item
-                return call
-        else:
-            def wrapper(inner):
-                async def call(request, context):
-                    await asyncio.sleep(seconds)
-                    return await inner(request, context)
-                return call
-        return rewrap(handler, wrapper)
+        @contextlib.asynccontextmanager
+        async def delayed(request, context):
+            await asyncio.sleep(seconds)
+            yield request
+
+        return around(handler, delayed)
 
 
 class LoadInterceptor(grpc.aio.ServerInterceptor):
@@ -161,39 +155,16 @@ class LoadInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None or handler_call_details.method.startswith(ReadinessInterceptor._ALWAYS):
             return handler
-        enter, leave = self._enter, self._leave
 
-        if handler.response_streaming:
-            def wrapper(inner):
-                async def call(request, context):
-                    await enter()
-                    try:
-                        async for item in inner(request, context):
-                            yield item
-                    finally:
-                        await leave()
-                return call
-        else:
-            def wrapper(inner):
-                async def call(request, context):
-                    await enter()
-                    try:
-                        return await inner(request, context)
-                    finally:
-                        await leave()
-                return call
-        return rewrap(handler, wrapper)
+        @contextlib.asynccontextmanager
+        async def counted(request, context):
+            await self._enter()
+            try:
+                yield request
+            finally:
+                await self._leave()
 
-
-def _refusing_stream(handler, refuse):
-    async def call(request, context):
-        await refuse(request, context)
-        yield  # pragma: no cover - abort raised above
-
-    factory = grpc.stream_stream_rpc_method_handler if handler.request_streaming \
-        else grpc.unary_stream_rpc_method_handler
-    return factory(call, request_deserializer=handler.request_deserializer,
-                   response_serializer=handler.response_serializer)
+        return around(handler, counted)
 
 
 def _in_daemon_thread(fn) -> asyncio.Future:
@@ -253,115 +224,146 @@ def setup_logging(level: str, name: str) -> None:
     )
 
 
-async def serve(stage: Stage, config: ServerConfig, stop: asyncio.Event | None = None) -> None:
-    """Run ``stage`` until SIGTERM/SIGINT (or ``stop`` is set), then drain."""
-    build_info(stage.name)
-    provider = tracing.setup(stage.name, VERSION)
-    model_metrics = ModelMetrics(stage.name)
-    metrics_server.start(config)
-    readiness = ReadinessInterceptor(stage.name)
-    health_servicer = health.aio.HealthServicer()
-    draining = False
+class StageServer:
+    """A stage's gRPC server in three steps: built (``__init__``: interceptors, health, reflection,
+    metrics in ``registry``), started and loaded (:meth:`start`, :meth:`load`), drained (:meth:`drain`).
 
-    async def saturation(saturated: bool) -> None:
-        if not readiness.ready or draining:
+    Nothing here is global: two can be built in one process, each with its own registry.
+    """
+
+    def __init__(self, stage: Stage, config: ServerConfig, registry: CollectorRegistry = REGISTRY,
+                 tracing_on: bool = False):
+        self.stage = stage
+        self.config = config
+        build_info(stage.name, registry)
+        container_resources(config.memory_limit_bytes, config.cpu_request_millicores, registry)
+        self.model_metrics = ModelMetrics(stage.name, registry)
+        self.readiness = ReadinessInterceptor(stage.name)
+        self.health = health.aio.HealthServicer()
+        self.draining = False
+        self.in_flight = LoadInterceptor(stage.saturation_limit(config), self._saturation)
+        interceptors = [self.readiness, self.in_flight, ErrorInterceptor()]
+        if config.metrics_enabled:
+            interceptors.insert(0, MetricsInterceptor(GrpcServerMetrics(registry)))
+        if tracing_on:
+            interceptors.insert(0, tracing.server_interceptor())  # outermost: spans cover the rest
+        interceptors += stage.interceptors()
+        if config.fault_delay_seconds:
+            log.warning("%s: fault injection on: every call waits %.2f s", stage.name, config.fault_delay_seconds)
+            interceptors.append(DelayInterceptor(config.fault_delay_seconds))
+        self.server = grpc.aio.server(interceptors=interceptors, options=server_options(config),
+                                      maximum_concurrent_rpcs=config.max_concurrent_rpcs)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        stage.add_to_server(self.server)
+        reflection.enable_server_reflection((*stage.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME),
+                                            self.server)
+        self.health_server: grpc.aio.Server | None = None
+        self.credentials = server_credentials(config)
+        self.address = f"{config.host}:{config.grpc_port}"
+        self.port = 0  # the bound gRPC port, once started
+
+    async def _set_health(self, status) -> None:
+        for name in ("", *self.stage.service_names):
+            await self.health.set(name, status)
+
+    async def _saturation(self, saturated: bool) -> None:
+        if not self.readiness.ready or self.draining:
             return
         status = health_pb2.HealthCheckResponse.NOT_SERVING if saturated else health_pb2.HealthCheckResponse.SERVING
-        for name in stage.service_names:
-            await health_servicer.set(name, status)
+        for name in self.stage.service_names:
+            await self.health.set(name, status)
         if saturated:
-            log.warning("%s: saturated (%d calls in flight): not ready", stage.name, in_flight.limit)
+            log.warning("%s: saturated (%d calls in flight): not ready", self.stage.name, self.in_flight.limit)
         else:
-            log.info("%s: below its limit again: ready", stage.name)
+            log.info("%s: below its limit again: ready", self.stage.name)
 
-    in_flight = LoadInterceptor(stage.saturation_limit(config), saturation)
-    interceptors = [readiness, in_flight, ErrorInterceptor()]
-    if config.metrics_enabled:
-        interceptors.insert(0, MetricsInterceptor(GrpcServerMetrics()))
-    if provider is not None:
-        interceptors.insert(0, tracing.server_interceptor())  # outermost: spans cover the rest
-    interceptors += stage.interceptors()
-    if config.fault_delay_seconds:
-        log.warning("%s: fault injection on: every call waits %.2f s", stage.name, config.fault_delay_seconds)
-        interceptors.append(DelayInterceptor(config.fault_delay_seconds))
-    server = grpc.aio.server(
-        interceptors=interceptors,
-        options=server_options(config),
-        maximum_concurrent_rpcs=config.max_concurrent_rpcs,
-    )
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    stage.add_to_server(server)
-    names = (*stage.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME)
-    reflection.enable_server_reflection(names, server)
-    for name in ("", *stage.service_names):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    async def start(self) -> None:
+        """Binds the ports and starts serving, NOT_SERVING until the model is loaded."""
+        config, name = self.config, self.stage.name
+        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        self.port = self.server.add_secure_port(self.address, self.credentials) if self.credentials \
+            else self.server.add_insecure_port(self.address)
+        if self.port == 0:
+            raise RuntimeError(f"cannot bind gRPC port {self.address}")
+        await self.server.start()
+        if config.health_port:
+            # Health only, plaintext, outside the main server's concurrency limit: for probes.
+            self.health_server = grpc.aio.server(options=server_options(config))
+            health_pb2_grpc.add_HealthServicer_to_server(self.health, self.health_server)
+            if self.health_server.add_insecure_port(f"{config.host}:{config.health_port}") == 0:
+                raise RuntimeError(f"cannot bind the health port {config.host}:{config.health_port}")
+            await self.health_server.start()
+            log.info("%s: plaintext health-only port %d", name, config.health_port)
+        security = ("plaintext" if self.credentials is None else
+                    "mutual TLS" if config.tls_client_ca_file else "TLS")
+        log.info("%s: gRPC (%s) on %s, metrics on http://%s:%d/metrics, loading the model",
+                 name, security, self.address, config.metrics_host, config.metrics_port)
 
-    address = f"{config.host}:{config.grpc_port}"
-    credentials = server_credentials(config)
-    bound = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
-    if bound == 0:
-        raise RuntimeError(f"cannot bind gRPC port {address}")
-    await server.start()
-    health_server = None
-    if config.health_port:
-        # Health only, plaintext, outside the main server's concurrency limit: for probes.
-        health_server = grpc.aio.server(options=server_options(config))
-        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, health_server)
-        if health_server.add_insecure_port(f"{config.host}:{config.health_port}") == 0:
-            raise RuntimeError(f"cannot bind the health port {config.host}:{config.health_port}")
-        await health_server.start()
-        log.info("%s: plaintext health-only port %d", stage.name, config.health_port)
-    security = ("plaintext" if credentials is None else
-                "mutual TLS" if config.tls_client_ca_file else "TLS")
-    log.info("%s: gRPC (%s) on %s, metrics on http://%s:%d/metrics, loading the model",
-             stage.name, security, address, config.metrics_host, config.metrics_port)
+    async def load(self, stop: asyncio.Event) -> bool:
+        """Loads the model (in a thread) and turns SERVING; False when ``stop`` came first.
+        A model that fails to load ends the process (exit status 1)."""
+        stage = self.stage
+        await stage.start()
+        t0 = time.perf_counter()
+        load = _in_daemon_thread(stage.load)
+        waiter = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({load, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        if not load.done():
+            load.cancel()
+            return False
+        if load.exception() is not None:
+            log.error("%s: the model failed to load: %s", stage.name, load.exception(), exc_info=load.exception())
+            await self.server.stop(0)
+            raise SystemExit(1)
+        model = load.result()
+        seconds = time.perf_counter() - t0
+        self.model_metrics.loaded(model.backend, model.model, model.device, seconds)
+        self.readiness.ready = True
+        await self._set_health(health_pb2.HealthCheckResponse.SERVING)
+        if self.in_flight.saturated:
+            await self._saturation(True)
+        log.info("%s: SERVING (%s %s on %s, loaded in %.2f s)", stage.name, model.backend, model.model,
+                 model.device, seconds)
+        return True
 
+    async def drain(self) -> None:
+        """NOT_SERVING, let calls in flight finish for the grace period, release the model."""
+        log.info("%s: draining for up to %.1f s", self.stage.name, self.config.grace_seconds)
+        self.model_metrics.ready.labels(self.stage.name).set(0)
+        self.draining = True
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(self.config.grace_seconds)
+        if self.health_server is not None:
+            await self.health_server.stop(0)
+        await self.stage.close()
+
+
+async def serve(stage: Stage, config: ServerConfig, stop: asyncio.Event | None = None,
+                registry: CollectorRegistry = REGISTRY) -> None:
+    """Run ``stage`` until SIGTERM/SIGINT (or ``stop`` is set), then drain."""
+    provider = tracing.setup(stage.name, VERSION)
+    server = StageServer(stage, config, registry, tracing_on=provider is not None)
+    metrics_server.start(config, registry)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-
-    await stage.start()
-    t0 = time.perf_counter()
-    load = _in_daemon_thread(stage.load)
-    waiter = asyncio.ensure_future(stop.wait())
-    await asyncio.wait({load, waiter}, return_when=asyncio.FIRST_COMPLETED)
-    if load.done() and load.exception() is not None:
-        log.error("%s: the model failed to load: %s", stage.name, load.exception(), exc_info=load.exception())
-        await server.stop(0)
-        raise SystemExit(1)
-    if load.done():
-        model = load.result()
-        seconds = time.perf_counter() - t0
-        model_metrics.loaded(model.backend, model.model, model.device, seconds)
-        readiness.ready = True
-        for name in ("", *stage.service_names):
-            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-        if in_flight.saturated:
-            await saturation(True)
-        log.info("%s: SERVING (%s %s on %s, loaded in %.2f s)",
-                 stage.name, model.backend, model.model, model.device, seconds)
-        await waiter
-    else:
-        load.cancel()
-
-    log.info("%s: draining for up to %.1f s", stage.name, config.grace_seconds)
-    model_metrics.ready.labels(stage.name).set(0)
-    draining = True
-    await health_servicer.enter_graceful_shutdown()
-    await server.stop(config.grace_seconds)
-    if health_server is not None:
-        await health_server.stop(0)
-    await stage.close()
+    await server.start()
+    if await server.load(stop):
+        await stop.wait()
+    await server.drain()
     if provider is not None:
         provider.shutdown()  # flushes spans still queued for export
     log.info("%s: stopped", stage.name)
 
 
-def run(stage_factory, name: str, grpc_port: int, metrics_port: int) -> None:
-    """Entry point of a service process: read config, start, serve until SIGTERM."""
+def run(stage_factory, name: str) -> None:
+    """Entry point of a service process: read config (default ports from the registry), start, serve
+    until SIGTERM."""
+    service = registry.SERVICES[name]
     try:
-        config = from_env(ServerConfig, "TALKER_", grpc_port=grpc_port, metrics_port=metrics_port)
+        config = from_env(ServerConfig, "TALKER_", grpc_port=service.grpc_port, metrics_port=service.metrics_port)
         setup_logging(config.log_level, name)
         stage = stage_factory(config)
     except ConfigError as exc:

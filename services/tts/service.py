@@ -12,10 +12,12 @@ from prometheus_client import Counter, Histogram
 from services.common import buckets, tracing
 from services.common.config import ServerConfig, from_env
 from services.common.errors import InvalidArgument, StageError
+from services.common.limits import SPEAKING_RATE
+from services.common.segments import has_words
 from services.common.server import LoadedModel, Stage, run
 from services.tts.backend import TtsBackend, make_backend
 from services.tts.config import TtsConfig
-from services.tts.speakable import has_words, speakable
+from services.tts.speakable import speakable
 from talker.v1 import common_pb2, tts_pb2, tts_pb2_grpc
 
 log = logging.getLogger("talker.tts")
@@ -58,8 +60,7 @@ class TtsServiceServicer(tts_pb2_grpc.TtsServiceServicer):
         if not has_words(text):
             raise InvalidArgument("text: nothing speakable once markdown, emoji and URLs are removed")
         rate = request.speaking_rate or self.config.speaking_rate
-        if not 0.25 <= rate <= 4.0:
-            raise InvalidArgument(f"speaking_rate: {rate:g} is outside 0.25..4")
+        SPEAKING_RATE.check("speaking_rate", rate)
         voice = self.backend.voice(request.voice).name  # NOT_FOUND before any audio is sent
         return text, voice, rate
 
@@ -85,8 +86,11 @@ class TtsServiceServicer(tts_pb2_grpc.TtsServiceServicer):
                     self.metrics.first_audio.labels(*labels).observe(time.perf_counter() - t0,
                                                                      tracing.exemplar(span))
                 rate_hz = chunk.sample_rate
-                yield tts_pb2.SynthesizeResponse(audio=common_pb2.AudioChunk(
-                    pcm=chunk.pcm, sample_rate=chunk.sample_rate, pts=sent / chunk.sample_rate))
+                yield tts_pb2.SynthesizeResponse(
+                    audio=common_pb2.AudioChunk(pcm=chunk.pcm, sample_rate=chunk.sample_rate,
+                                                pts=sent / chunk.sample_rate),
+                    phonemes=[common_pb2.PhonemeTiming(phoneme=p, start_seconds=start, duration_seconds=dur)
+                              for p, start, dur in chunk.phonemes])
                 sent += chunk.samples
             status = "ok"
         except (asyncio.CancelledError, GeneratorExit):
@@ -134,4 +138,4 @@ class TtsStage(Stage):
 
 
 def main() -> None:
-    run(TtsStage, "tts", grpc_port=50054, metrics_port=9104)
+    run(TtsStage, "tts")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from services.common.segments import has_words
+
 _URL = re.compile(r"(https?://|ftp://|www\.)\S+", re.IGNORECASE)
 _MD_IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
 _MD_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
@@ -43,7 +45,7 @@ def _lines_to_sentences(text: str) -> str:
     out: list[str] = []
     for line in text.splitlines():
         line = _SPACES.sub(" ", line).strip()
-        if not line or not any(ch.isalnum() for ch in line):
+        if not has_words(line):
             continue
         if out and not _ENDS_CLAUSE.search(out[-1]):
             out[-1] += "."
@@ -75,7 +77,3 @@ def _table_row(line: str) -> str:
         return line
     cells = [c.strip() for c in line.strip().strip("|").split("|")]
     return ", ".join(c for c in cells if c)
-
-
-def has_words(text: str) -> bool:
-    return any(ch.isalnum() for ch in text)

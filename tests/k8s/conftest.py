@@ -13,14 +13,16 @@ from pathlib import Path
 import pytest
 import yaml
 
+from services.common import registry
+
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "talker"
 HELM = Path(os.environ.get("HELM", ROOT / ".venv" / "tools" / "bin" / "helm"))
 KUBECTL = Path(os.environ.get("KUBECTL", ROOT / ".venv" / "tools" / "bin" / "kubectl"))
 RELEASE = "talker"
 NAMESPACE = "talker"
-SERVICES = ("animator", "asr", "gateway", "llm", "tts")
-STAGES = ("asr", "llm", "tts", "animator")
+SERVICES = tuple(sorted(registry.SERVICES))
+STAGES = registry.STAGES
 # The APIs of the Prometheus Operator and KEDA, announced as a cluster that has them would.
 CRD_APIS = ("monitoring.coreos.com/v1/ServiceMonitor", "monitoring.coreos.com/v1/PrometheusRule",
             "keda.sh/v1alpha1/ScaledObject")

@@ -12,6 +12,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from services.common import registry
 from tests.k8s.conftest import (
     CHART,
     NAMESPACE,
@@ -38,11 +39,20 @@ CUSTOM = {
 }
 # The chart's kubeVersion floor and the newest schemas kubernetes-validate ships.
 K8S_VERSIONS = ("1.27.0", kubernetes_validate.utils.latest_version())
-PORTS = {"gateway": (50051, 9101), "asr": (50052, 9102), "llm": (50053, 9103), "tts": (50054, 9104),
-         "animator": (50055, 9105)}
+# The registry is the source of truth; the chart's values must agree with it.
+PORTS = {name: (s.grpc_port, s.metrics_port) for name, s in registry.SERVICES.items()}
 GPU_SCENARIOS = ("gpu-llm-values.yaml", "values-gpu-llm.yaml")
-MODULES = {"gateway": "gateway", "asr": "services.asr", "llm": "services.llm", "tts": "services.tts",
-           "animator": "services.animator"}
+MODULES = {name: s.module for name, s in registry.SERVICES.items()}
+
+
+def test_the_chart_values_agree_with_the_registry():
+    services = yaml.safe_load((CHART / "values.yaml").read_text())["services"]
+    assert set(services) == set(registry.SERVICES)
+    for name, svc in registry.SERVICES.items():
+        values = services[name]
+        assert (values["module"], values.get("grpcPort"), values["metricsPort"]) == \
+            (svc.module, svc.grpc_port, svc.metrics_port), name
+        assert bool(values.get("stage")) == svc.stage, name
 
 
 def custom_schema(api_version: str, kind: str) -> dict:
@@ -205,7 +215,7 @@ def test_probes_are_native_grpc_on_the_grpc_port_with_room_for_model_load(scenar
             want = {"port": port}  # service "" = the whole server
             if probe == "readinessProbe" and "health" in ports:
                 # the stage's own service: NOT_SERVING while saturated
-                want["service"] = f"talker.v1.{component(dep).title()}"
+                want["service"] = registry.SERVICES[component(dep)].grpc_service
             assert c[probe]["grpc"] == want, probe
         start = c["startupProbe"]
         budget = start["periodSeconds"] * start["failureThreshold"]

@@ -8,7 +8,8 @@ import time
 import grpc
 import pytest
 
-from gateway.stack import SERVICES, Stack
+from services.common.registry import SERVICES
+from stack.local import Stack
 from talker.v1 import gateway_pb2_grpc
 from tests.otlp_receiver import Receiver
 

@@ -151,7 +151,7 @@ def test_talker_converse_plays_a_recording_as_a_microphone(stack, piper, tmp_pat
     import sys
 
     from services.common.audio import write_wav
-    from tests.service_process import ROOT
+    from stack.process import ROOT
 
     wav = tmp_path / "talk.wav"
     wav.write_bytes(write_wav(concat(silence(0.3), piper("What is the capital of France?"), silence(1.5),

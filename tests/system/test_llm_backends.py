@@ -16,10 +16,8 @@ from pathlib import Path
 import grpc
 import pytest
 
+from stack.process import ServiceProcess, venv_dir
 from talker.v1 import llm_pb2, llm_pb2_grpc
-from tests.service_process import VENV, ServiceProcess
-
-pytestmark = pytest.mark.system
 
 BACKENDS = [b for b in os.environ.get("TALKER_TEST_LLM_BACKENDS", "llamacpp").split(",") if b]
 CONTEXT = 1024
@@ -29,10 +27,12 @@ U, A = llm_pb2.ROLE_USER, llm_pb2.ROLE_ASSISTANT
 class LlmProcess(ServiceProcess):
     def __init__(self, backend: str, log: Path):
         self.backend = backend
-        env = dict(TALKER_LLM_BACKEND=backend, TALKER_LLM_CONTEXT_LENGTH=str(CONTEXT), TALKER_LLM_MAX_TOKENS="48")
+        env = dict(TALKER_GRACE_SECONDS="2", TALKER_LLM_BACKEND=backend,
+                   TALKER_LLM_CONTEXT_LENGTH=str(CONTEXT), TALKER_LLM_MAX_TOKENS="48")
         if backend == "vllm":
             env["TALKER_THREADS"] = os.environ.get("TALKER_THREADS", "2")
-        super().__init__(f"llm ({backend})", venv_name(backend), "services.llm", log, env)
+        super().__init__(f"llm ({backend})", "services.llm", log, venv=venv_name(backend), env=env)
+        self.start()
         self.stub = llm_pb2_grpc.LlmServiceStub(self.channel)
 
 
@@ -43,7 +43,7 @@ def venv_name(backend: str) -> str:
 @pytest.fixture(scope="module", params=BACKENDS)
 def llm(request, tmp_path_factory):
     backend = request.param
-    if not (VENV / venv_name(backend) / ".installed").exists():
+    if not (venv_dir() / venv_name(backend) / ".installed").exists():
         pytest.skip(f"the {backend} environment is not installed (make setup)")
     p = LlmProcess(backend, tmp_path_factory.mktemp(f"llm-{backend}") / "llm.log")
     try:

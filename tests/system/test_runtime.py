@@ -10,16 +10,11 @@ import urllib.request
 import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from gateway.stack import SERVICES
+from services.common.registry import SERVICES, STAGES
+from stack.process import metric_sum
 from talker.v1 import gateway_pb2
-from tests.service_process import metric_sum
 
-pytestmark = pytest.mark.system
-
-EXPECTED_SERVICES = {
-    "asr": "talker.v1.AsrService", "llm": "talker.v1.LlmService", "tts": "talker.v1.TtsService",
-    "animator": "talker.v1.AnimatorService", "gateway": "talker.v1.GatewayService",
-}
+EXPECTED_SERVICES = {name: s.grpc_service for name, s in SERVICES.items()}
 
 
 def scrape(url: str) -> str:
@@ -28,7 +23,7 @@ def scrape(url: str) -> str:
 
 
 def test_health_went_from_not_serving_to_serving(stack):
-    for name in ("asr", "llm", "tts", "animator"):
+    for name in STAGES:
         history = [h for h in stack.health_history[name] if h != "DOWN"]  # DOWN: not yet listening
         assert history[0] == "NOT_SERVING" and history[-1] == "SERVING", (name, stack.health_history[name])
     assert stack.health_history["gateway"][-1] == "SERVING"

@@ -11,11 +11,10 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway.client import ClientSecurity
-from gateway.stack import SERVICES, Stack
+from services.common.registry import SERVICES
+from stack.local import Stack
 from talker.v1 import gateway_pb2, gateway_pb2_grpc, tts_pb2, tts_pb2_grpc
 from tests.system.conftest import PORT_OFFSET
-
-pytestmark = pytest.mark.system
 
 OFFSET = PORT_OFFSET + 100  # beside the plaintext session stack
 SHORT = gateway_pb2.SessionConfig(max_reply_tokens=16)

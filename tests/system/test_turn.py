@@ -12,8 +12,6 @@ from services.common.media import probe
 from talker.v1 import common_pb2, gateway_pb2
 from tests.wer import wer
 
-pytestmark = pytest.mark.system
-
 SPOKEN_QUESTION = "What is the capital of France?"
 
 

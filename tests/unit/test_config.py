@@ -4,7 +4,9 @@ import pytest
 
 from gateway.config import GatewayConfig
 from services.asr.config import AsrConfig
+from services.common import limits
 from services.common.config import ConfigError, ServerConfig, from_env, read_setting_file
+from services.common.errors import InvalidArgument
 from services.llm.config import LlmConfig
 from services.tts.config import TtsConfig
 
@@ -40,7 +42,7 @@ def test_tuples():
 
 @pytest.mark.parametrize("env,needle", [
     ({"TALKER_GRPC_PORT": "abc"}, "TALKER_GRPC_PORT='abc': expected an integer"),
-    ({"TALKER_GRPC_PORT": "70000"}, "TALKER_GRPC_PORT=70000: a port is 0..65535"),
+    ({"TALKER_GRPC_PORT": "70000"}, "TALKER_GRPC_PORT=70000: must be 0..65535"),
     ({"TALKER_THREADS": "0"}, "TALKER_THREADS=0"),
     ({"TALKER_GRACE_SECONDS": "soon"}, "expected a number"),
     ({"TALKER_LOG_LEVEL": "LOUD"}, "TALKER_LOG_LEVEL='LOUD'"),
@@ -60,7 +62,7 @@ def test_every_bad_value_is_reported_at_once():
 @pytest.mark.parametrize("cls,prefix,env,needle", [
     (AsrConfig, "TALKER_ASR_", {"TALKER_ASR_COMPUTE_TYPE": "int3"}, "not a CTranslate2 compute type"),
     (LlmConfig, "TALKER_LLM_", {"TALKER_LLM_BACKEND": "gpt"}, "supported: llamacpp"),
-    (LlmConfig, "TALKER_LLM_", {"TALKER_LLM_MAX_TOKENS": "5000"}, "must be 1..context_length-1"),
+    (LlmConfig, "TALKER_LLM_", {"TALKER_LLM_MAX_TOKENS": "5000"}, "=5000: must be 1..TALKER_LLM_CONTEXT_LENGTH-1"),
     (TtsConfig, "TALKER_TTS_", {"TALKER_TTS_SPEAKING_RATE": "9"}, "must be 0.25..4"),
     (GatewayConfig, "TALKER_GATEWAY_", {"TALKER_GATEWAY_MAX_SESSIONS": "0"}, "TALKER_GATEWAY_MAX_SESSIONS=0"),
     (GatewayConfig, "TALKER_GATEWAY_", {"TALKER_GATEWAY_ASR_TARGET": ""}, "TALKER_GATEWAY_ASR_TARGET"),
@@ -76,3 +78,18 @@ def test_a_setting_file_that_cannot_be_read_names_the_setting(tmp_path):
     assert read_setting_file("TALKER_TLS_CLIENT_CA_FILE", str(tmp_path / "ca.pem")) == b"pem"
     with pytest.raises(ConfigError, match=r"TALKER_TLS_CERT_FILE=.*missing\.pem: cannot read it \(No such file"):
         read_setting_file("TALKER_TLS_CERT_FILE", str(tmp_path / "missing.pem"))
+
+
+def test_a_config_built_in_code_names_its_variable_too():
+    with pytest.raises(ConfigError, match=r"^TALKER_GATEWAY_MAX_SESSIONS=0: must be 1\.\.100000$"):
+        GatewayConfig(max_sessions=0)
+    with pytest.raises(ConfigError, match=r"^TALKER_ASR_MAX_AUDIO_SECONDS=0\.0: must be \(0, 600\]$"):
+        AsrConfig(max_audio_seconds=0.0)
+
+
+def test_a_setting_and_the_request_field_it_defaults_share_their_range():
+    assert str(limits.TOP_P) == "(0, 1]" and 1.0 in limits.TOP_P and 0.0 not in limits.TOP_P
+    with pytest.raises(ConfigError, match=r"TALKER_LLM_TEMPERATURE=3\.0: must be 0\.\.2"):
+        LlmConfig(temperature=3.0)
+    with pytest.raises(InvalidArgument, match=r"^temperature: 3 is outside 0\.\.2$"):
+        limits.TEMPERATURE.check("temperature", 3.0)

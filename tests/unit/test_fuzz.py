@@ -13,11 +13,11 @@ from hypothesis import strategies as st
 from gateway.auth import Authenticator, bearer_token, parse_keys
 from gateway.config import GatewayConfig
 from gateway.metrics import GatewayMetrics
-from gateway.sentences import SentenceSplitter
 from gateway.service import GatewayServiceServicer
 from services.common.audio import read_wav
 from services.common.config import ConfigError
 from services.common.errors import InvalidArgument
+from services.common.segments import SentenceSplitter
 from talker.v1 import gateway_pb2
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

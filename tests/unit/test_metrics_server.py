@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import shutil
-import socket
 import ssl
 import subprocess
 import urllib.error
@@ -15,12 +14,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from services.common.config import ConfigError, ServerConfig
 from services.common.metrics_server import read_users, start
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from stack.process import free_port
 
 
 @pytest.fixture
@@ -79,5 +73,5 @@ def test_bad_settings_are_reported(tmp_path):
     bad.write_text("justauser\n")
     with pytest.raises(ConfigError, match="line 1: expected user:password"):
         read_users(str(bad))
-    with pytest.raises(ConfigError, match="must be set together"):
+    with pytest.raises(ConfigError, match="set it together with TALKER_METRICS_TLS_CERT_FILE"):
         ServerConfig(metrics_tls_cert_file="/x.crt")

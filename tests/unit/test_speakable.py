@@ -1,6 +1,7 @@
 import pytest
 
-from services.tts.speakable import has_words, speakable
+from services.common.segments import has_words
+from services.tts.speakable import speakable
 
 
 def test_markdown_is_removed_and_words_kept():

@@ -24,7 +24,7 @@ def test_coqui_settings():
 
 @pytest.mark.parametrize("env,needle", [
     ({"TALKER_TTS_BACKEND": "espeak"}, "supported: piper, coqui"),
-    ({"TALKER_TTS_BACKEND": "coqui"}, "TALKER_TTS_MODEL_PATH: required"),
+    ({"TALKER_TTS_BACKEND": "coqui"}, "TALKER_TTS_MODEL_PATH='': required"),
     ({"TALKER_TTS_DEVICE": "tpu"}, "TALKER_TTS_DEVICE='tpu'"),
     ({"TALKER_TTS_SPEAKING_RATE": "0.1"}, "must be 0.25..4"),
     ({"TALKER_TTS_PIECE_CHARS": "5"}, "TALKER_TTS_PIECE_CHARS=5"),

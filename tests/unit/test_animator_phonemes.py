@@ -1,0 +1,107 @@
+"""Phoneme-timed mouth shapes: IPA to visemes, stress and length marks, coarticulation, closures.
+
+Runs in the animator environment (openfacefx):
+    PYTHONPATH=. .venv/animator/bin/python -m pytest tests/unit/test_animator_phonemes.py
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from services.animator.phonemes import PP, VISEMES, PhonemeTrack
+from services.animator.visemes import MouthTracker
+
+FPS = 25
+
+
+def timed(symbols: str, seconds: float = 0.08) -> list[tuple[str, float, float]]:
+    """Each symbol of ``symbols`` lasting ``seconds``, one after another from 0."""
+    return [(s, i * seconds, seconds) for i, s in enumerate(symbols)]
+
+
+def visemes(track: PhonemeTrack) -> list[str]:
+    return [VISEMES[p.viseme] for p in track.phones]
+
+
+@pytest.mark.parametrize("symbols, expected", [
+    ("^mama$", ["sil", "PP", "aa", "PP", "aa", "sil"]),
+    ("fiːθ", ["FF", "I", "TH"]),
+    ("ʃuː", ["CH", "U"]),                      # English "shoe"
+    ("ʁyʒ", ["RR", "U", "CH"]),                # French "rouge"-like: uvular r, rounded front vowel
+    ("iç", ["I", "CH"]),                       # German "ich"
+    ("ɲo", ["nn", "O"]),                       # Spanish "ño"
+])
+def test_ipa_phonemes_map_to_visemes_in_any_language(symbols, expected):
+    track = PhonemeTrack(FPS)
+    track.feed(0.0, timed(symbols))
+    assert visemes(track) == expected
+
+
+def test_stress_marks_go_to_the_next_vowel_and_length_marks_to_the_last():
+    track = PhonemeTrack(FPS)
+    track.feed(0.0, [("h", 0.0, 0.05), ("ə", 0.05, 0.05), ("l", 0.1, 0.05), ("ˈ", 0.15, 0.05), ("o", 0.2, 0.1),
+                     ("ː", 0.3, 0.04)])
+    assert visemes(track) == ["kk", "aa", "DD", "O"]
+    o = track.phones[-1]
+    assert (o.start, o.end, o.stressed, o.vowel) == (pytest.approx(0.15), pytest.approx(0.34), True, True)
+    assert not track.phones[1].stressed          # schwa: unstressed, opens less
+    assert track.shape(0.075).jaw < track.shape(0.25).jaw
+
+
+def test_segments_continue_on_the_streams_clock():
+    track = PhonemeTrack(FPS)
+    track.feed(0.0, [("m", 0.0, 0.1), ("ˈ", 0.1, 0.05)])   # a stress mark at a segment's end
+    track.feed(0.15, [("a", 0.0, 0.1)])
+    a = track.phones[-1]
+    assert VISEMES[a.viseme] == "aa" and a.stressed and a.start == pytest.approx(0.1)
+    assert a.end == pytest.approx(0.25)
+
+
+def test_every_bilabial_shuts_the_lips_on_the_frames_around_it():
+    """Even a 20 ms /b/ between vowels, shorter than a frame, closes the lips on a frame."""
+    track = PhonemeTrack(FPS)
+    track.feed(0.0, [("a", 0.0, 0.13), ("b", 0.13, 0.02), ("a", 0.15, 0.2), ("m", 0.35, 0.06), ("i", 0.41, 0.2)])
+    frames = np.arange(0, 0.6, 1 / FPS)
+    shapes = [track.shape(t) for t in frames]
+    for p in track.phones:
+        if p.viseme != PP:
+            continue
+        near = [s for t, s in zip(frames, shapes, strict=True) if p.start - 1 / FPS <= t <= p.end + 1 / FPS]
+        assert any(s.press == 1.0 and s.jaw == 0.0 for s in near)
+    assert max(s.jaw for s in shapes) > 0.6                  # and the vowels open
+
+
+def test_the_lips_round_before_a_rounded_vowel():
+    """Anticipation: during the /s/ of "sue" the lips are already rounding; in "see" they spread."""
+    def width_in_s(vowel):
+        track = PhonemeTrack(FPS)
+        track.feed(0.0, [("s", 0.0, 0.12), (vowel, 0.12, 0.2)])
+        return track.shape(0.09).width
+    assert width_in_s("u") < 0.0 < width_in_s("i")
+
+
+def test_tongue_shows_on_t_d_l_n_th():
+    track = PhonemeTrack(FPS)
+    track.feed(0.0, timed("alaka", 0.1))
+    assert track.shape(0.15).tongue == 1.0        # l
+    assert track.shape(0.35).tongue == 0.0        # k
+
+
+def test_mouth_tracker_follows_the_phonemes_where_they_are_given():
+    rate = 16000
+    mouth = MouthTracker(rate, FPS)
+    audio = 0.2 * np.sin(np.arange(rate) * 2 * np.pi * 200 / rate).astype(np.float32)   # loud all through
+    mouth.feed(audio[:8000], "", [("^", 0.0, 0.1), ("m", 0.1, 0.1), ("a", 0.2, 0.2), ("ˈ", 0.4, 0.02),
+                                  ("p", 0.42, 0.06)])
+    mouth.feed(audio[8000:], "", [("a", 0.0, 0.3), ("$", 0.3, 0.2)])
+    win = 320
+    shapes = []
+    for i in range(FPS):
+        c = round(i * rate / FPS)
+        shapes.append(mouth.step(i, audio[max(c - win, 0):c + win]))
+    at = {round(i / FPS, 2): s for i, s in enumerate(shapes)}
+    assert at[0.12].press == 1.0 and at[0.12].openness == 0.0          # m, though the audio is loud
+    assert at[0.28].openness > 0.5                                     # a
+    assert at[0.44].press == 1.0 and at[0.44].openness == 0.0          # p
+    assert at[0.64].openness > 0.5 and at[0.64].stress == 1.0          # the stressed a of the next segment
