@@ -39,10 +39,11 @@ class AsrConfig(Settings):
     # Beam search: on the spoken-question set's espeak-ng voices whisper base misheard 15.5% of words with
     # beam 1 and 6.7% with beam 5, for ~1.75x the decode time.
     beam_size: int = 5
-    # Listen (hands-free) decodes greedily: beam search "completes" a sentence cut at a pause ("the
-    # capital of" came out as "the capital low."), which defeats the cut-off check, and the pause's
-    # decode must fit in the endpointing wait.
-    listen_beam_size: int = 1
+    # Listen (hands-free) decodes: greedy is faster (the pause's decode is the endpointing wait) and
+    # leaves a sentence cut at a pause reading cut off ("the capital of..."), where beam search once
+    # "completed" it ("the capital low."); but greedy also heard Piper's "capital of France" as
+    # "capital of friends". Heard right first.
+    listen_beam_size: int = 5
     # Seconds of audio the encoder sees per window (Whisper's own is 30).
     chunk_length: int = 30
     max_audio_seconds: float = 60.0
