@@ -38,8 +38,12 @@ QUESTIONS = [
 
 
 def start(backend: str, venv_dir: Path, threads: int, log: Path) -> tuple[ServiceProcess, str, float]:
-    return start_service(backend, venv_dir / VENVS[backend] / "bin" / "python", "services.llm",
-                         {"TALKER_LLM_BACKEND": backend, "TALKER_THREADS": str(threads)}, log)
+    # Both backends on the same weights (vLLM's default is SmolLM2 converted from the `tiny` GGUF), so the
+    # rows compare the engines; bench/answers.py compares the models.
+    env = {"TALKER_LLM_BACKEND": backend, "TALKER_THREADS": str(threads)}
+    if backend == "llamacpp":
+        env["TALKER_LLM_MODEL"] = "tiny"
+    return start_service(backend, venv_dir / VENVS[backend] / "bin" / "python", "services.llm", env, log)
 
 
 def one(stub, question: str, max_tokens: int, seed: int) -> tuple[float, int, float]:

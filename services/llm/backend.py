@@ -36,6 +36,7 @@ class Sampling:
     max_tokens: int
     temperature: float
     top_p: float
+    repetition_penalty: float = 1.0
     seed: int | None = None
     stop: tuple[str, ...] = ()
 

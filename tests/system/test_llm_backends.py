@@ -16,6 +16,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from services.common.segments import sentences
 from stack.process import ServiceProcess, venv_dir
 from talker.v1 import llm_pb2, llm_pb2_grpc
 
@@ -89,6 +90,16 @@ def test_stop_sequences_and_max_tokens(llm):
     assert "five" not in text.lower() and last.finish_reason == llm_pb2.FINISH_REASON_STOP, text
     _, last = ask(llm, req((U, "Tell me a long story about a dragon."), max_tokens=5, temperature=0.0))
     assert last.finish_reason == llm_pb2.FINISH_REASON_LENGTH and last.usage.completion_tokens == 5
+
+
+def test_a_long_reply_stops_at_the_sentence_budget(llm):
+    cut_before = llm.value("talker_llm_replies_cut_total")
+    text, last = ask(llm, req((U, "Tell me a long story about a dragon, with many sentences."), max_tokens=200,
+                             temperature=0.0))
+    assert last.finish_reason == llm_pb2.FINISH_REASON_STOP, text
+    assert len(sentences(text)) == 3, text  # TALKER_LLM_MAX_SENTENCES defaults to 3
+    assert re.search(r"[.!?\u2026][\"')\]]*$", text), text  # ends at a sentence end, never mid-word
+    assert llm.value("talker_llm_replies_cut_total") == cut_before + 1  # asked for more than three
 
 
 def test_cancel_mid_stream_then_the_next_request_is_served(llm):
