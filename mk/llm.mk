@@ -30,8 +30,8 @@ llm-models: $(LLM_MODELS)/.installed
 $(LLM_VLLM)/.installed: services/llm/requirements-vllm.txt services/llm/requirements-nodeps.txt \
 		services/llm/convert_gguf.py
 	rm -rf $(LLM_VLLM) && $(PY) -m venv $(LLM_VLLM)
-	$(LLM_VLLM)/bin/pip install $(PIP_FLAGS) --no-deps -r services/llm/requirements-vllm.txt
-	$(LLM_VLLM)/bin/pip install $(PIP_FLAGS) --no-deps -r services/llm/requirements-nodeps.txt
+	$(LLM_VLLM)/bin/pip install $(PIP_LOCKED) -r services/llm/requirements-vllm.txt
+	$(LLM_VLLM)/bin/pip install $(PIP_LOCKED) -r services/llm/requirements-nodeps.txt
 	PYTHONPATH=. $(LLM_VLLM)/bin/python -m services.llm.convert_gguf --out $(LLM_VLLM_MODEL)
 	touch $@
 

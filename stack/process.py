@@ -45,8 +45,9 @@ class ServiceProcess:
 
     def __init__(self, name: str, module: str, log_file: Path, venv: str | None = None,
                  grpc_port: int | None = None, metrics_port: int | None = None, pid_file: Path | None = None,
-                 env: dict[str, str] | None = None, python: Path | None = None):
+                 env: dict[str, str] | None = None, python: Path | None = None, host: str = "127.0.0.1"):
         self.name = name
+        self.host = host  # the loopback address it listens on (TALKER_HOST)
         self.module = module
         self.venv = venv or name
         self._python = python
@@ -60,7 +61,7 @@ class ServiceProcess:
 
     @property
     def target(self) -> str:
-        return f"127.0.0.1:{self.grpc_port}"
+        return f"{self.host}:{self.grpc_port}"
 
     @property
     def metrics_url(self) -> str:
@@ -83,6 +84,7 @@ class ServiceProcess:
         env.update({
             "PYTHONPATH": str(ROOT),
             "PYTHONUNBUFFERED": "1",
+            "TALKER_HOST": self.host,
             "TALKER_GRPC_PORT": str(self.grpc_port),
             "TALKER_METRICS_PORT": str(self.metrics_port),
             # CTranslate2 and llama.cpp spin-wait by default; on a small machine that starves the others.

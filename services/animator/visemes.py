@@ -279,16 +279,28 @@ class MouthTracker:
         self.k_shape = 1.0 - math.exp(-(1.0 / fps) / _SHAPE_TIME)
         self.width = 0.0
         self.press = 0.0
+        self._timed_text: str | None = None   # the text of the last segment that came with phonemes
 
     def feed(self, samples: np.ndarray, text: str,
              phonemes: Iterable[tuple[str, float, float]] = ()) -> None:
         """A segment of audio, the text it speaks and the phonemes (IPA, start, duration in
-        seconds from the segment's first sample) that start in it."""
+        seconds from the segment's first sample) that start in it.
+
+        A segment without phonemes of a text that came with phonemes (the voice's chunk in which
+        no phoneme starts: the middle of a long sound or a pause, the trailing silence) is part of
+        that phoneme-timed speech, not a new sentence for the text aligner: the text's visemes,
+        laid over the rest of the audio, would otherwise shape the mouth after the last phoneme
+        (a sentence's first m, b, p held shut through the silence)."""
         timings = list(phonemes)
+        text = " ".join(text.split())
         if timings:
             self.phonemes.feed(self.received / self.open.rate, timings)
-        elif self.text is not None:
-            self.text.feed(samples, text)
+            self._timed_text = text
+        if self.text is not None:
+            # The aligner hears every segment, so that its clock stays the stream's; phoneme-timed
+            # speech reaches it as audio without text, which ends its sentence, if any.
+            timed = bool(timings) or (self._timed_text is not None and text in ("", self._timed_text))
+            self.text.feed(samples, "" if timed else text)
         self.received += samples.size
 
     def step(self, index: int, window: np.ndarray) -> MouthShape:

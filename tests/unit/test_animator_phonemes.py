@@ -105,3 +105,28 @@ def test_mouth_tracker_follows_the_phonemes_where_they_are_given():
     assert at[0.28].openness > 0.5                                     # a
     assert at[0.44].press == 1.0 and at[0.44].openness == 0.0          # p
     assert at[0.64].openness > 0.5 and at[0.64].stress == 1.0          # the stressed a of the next segment
+
+
+def test_mouth_returns_to_rest_after_the_last_phoneme():
+    # Piper's chunks of a sentence all carry its text, but one in which no phoneme starts (here the
+    # trailing silence) carries none: it is still phoneme-timed speech, not a sentence for the text
+    # aligner, whose first viseme (the m of "Maybe") would hold the lips shut through the silence.
+    rate = 16000
+    text = "Maybe my mom bought a map."
+    mouth = MouthTracker(rate, FPS)
+    voice = 0.2 * np.sin(np.arange(8000) * 2 * np.pi * 200 / rate).astype(np.float32)
+    silence = np.zeros(rate, dtype=np.float32)
+    mouth.feed(voice, text, [("^", 0.0, 0.05), ("m", 0.05, 0.1), ("ˈ", 0.15, 0.02), ("e", 0.17, 0.13),
+                             ("ɪ", 0.3, 0.1), ("b", 0.4, 0.05), ("i", 0.45, 0.05)])
+    mouth.feed(silence[:4000], text)           # a chunk of the same reply in which no phoneme starts
+    mouth.feed(silence[4000:], "")             # the silence after the reply
+    audio = np.concatenate([voice, silence])
+    last = 0.5                                 # the last phoneme's end, seconds
+    shapes = []
+    for i in range(round(audio.size / rate * FPS)):
+        c = round(i * rate / FPS)
+        shapes.append(mouth.step(i, audio[max(c - 320, 0):c + 320]))
+    rest = [s for i, s in enumerate(shapes) if i / FPS >= last + 0.2]
+    assert len(rest) >= 10
+    for s in rest:
+        assert s.press < 0.05 and s.openness < 0.05 and abs(s.width) < 0.05 and s.tongue == 0.0, s
