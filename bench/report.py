@@ -7,7 +7,7 @@ import sys
 
 from bench.common import OUT, ROOT, commit, machine
 
-ORDER = ["pipeline", "llm", "answers", "tts", "animator", "capacity", "soak", "images"]
+ORDER = ["pipeline", "voice", "llm", "answers", "tts", "animator", "capacity", "soak", "images"]
 
 
 def main() -> int:

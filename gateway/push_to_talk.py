@@ -16,12 +16,13 @@ DEFAULT_RATE = 16000  # SessionConfig.input_sample_rate 0 means this
 
 
 class PushToTalk:
-    def __init__(self, session: ConverseSession, requests, check_text, max_audio_seconds: float):
+    def __init__(self, session: ConverseSession, requests, check_text, max_audio_seconds: float,
+                 rate: int = DEFAULT_RATE):
         self.session = session
         self.requests = requests
         self.check_text = check_text  # (text, field) -> text, raising InvalidArgument
         self.max_audio_seconds = max_audio_seconds
-        self.rate = DEFAULT_RATE
+        self.rate = rate  # SessionConfig.input_sample_rate: the ASR resamples
         self.speech: asyncio.Queue | None = None  # the open spoken turn's audio, if any
         self.received = 0
 

@@ -9,6 +9,7 @@ import grpc
 
 from gateway.auth import Authenticator, AuthInterceptor, load_keys
 from gateway.config import GatewayConfig
+from gateway.hands_free import HandsFree
 from gateway.metrics import GatewayMetrics
 from gateway.pipeline import TurnInput
 from gateway.push_to_talk import PushToTalk
@@ -60,6 +61,10 @@ class GatewayServiceServicer(gateway_pb2_grpc.GatewayServiceServicer):
             raise InvalidArgument(f"config.max_reply_tokens: {cfg.max_reply_tokens} is outside 0..1024")
         if cfg.frame_format not in common_pb2.FrameFormat.values():
             raise InvalidArgument(f"config.frame_format: {cfg.frame_format} is not a FrameFormat")
+        if cfg.input_sample_rate and not 8000 <= cfg.input_sample_rate <= 48000:
+            raise InvalidArgument(f"config.input_sample_rate: {cfg.input_sample_rate} Hz is outside 8000..48000")
+        if cfg.turn_detection not in gateway_pb2.TurnDetection.values():
+            raise InvalidArgument(f"config.turn_detection: {cfg.turn_detection} is not a TurnDetection")
         if len(cfg.system_prompt) > self.config.max_text_chars:
             raise InvalidArgument(f"config.system_prompt: more than {self.config.max_text_chars} characters")
 
@@ -126,7 +131,11 @@ class GatewayServiceServicer(gateway_pb2_grpc.GatewayServiceServicer):
         with self._session_slot():
             session = ConverseSession(self.config, self.clients, self.metrics, first.config, context)
             # The input mode reads the client's messages and drives the session (SessionConfig.turn_detection).
-            mode = PushToTalk(session, requests, self._check_text, self.config.max_audio_seconds)
+            rate = first.config.input_sample_rate or 16000
+            if first.config.turn_detection == gateway_pb2.TURN_DETECTION_SERVER:
+                mode = HandsFree(session, requests, self._check_text, rate)
+            else:
+                mode = PushToTalk(session, requests, self._check_text, self.config.max_audio_seconds, rate)
             async for event in session.events(mode.read):
                 yield event
 

@@ -60,9 +60,10 @@ class TurnTiming:
         self.clocks = {stage: StageClock() for stage in STAGES}
         self.marks: dict[str, float] = {}  # milestone name -> seconds since t0
 
-    def restart(self) -> None:
-        """The turn starts again (a spoken turn starts when the user stops speaking)."""
-        self.t0 = time.monotonic()
+    def restart(self, at: float | None = None) -> None:
+        """The turn starts again (a spoken turn starts when the user stops speaking: now, or at
+        ``at``, monotonic, when the end of speech was found earlier, hands-free)."""
+        self.t0 = time.monotonic() if at is None else at
 
     def elapsed(self) -> float:
         return time.monotonic() - self.t0

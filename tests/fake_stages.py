@@ -40,6 +40,8 @@ class Script:
     delay: dict[str, float] = dataclasses.field(default_factory=dict)
     # A stage named here fails with (code, message) on its call number n (1-based), given as (n, code, message).
     fail: dict[str, tuple[int, grpc.StatusCode, str]] = dataclasses.field(default_factory=dict)
+    # Listen: audio bytes equal to a key make the fake ASR send that key's events.
+    listen: dict[bytes, list[asr_pb2.ListenResponse]] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -96,6 +98,15 @@ class FakeAsr(_FakeStage, asr_pb2_grpc.AsrServiceServicer):
                 self.record.asr_audio.append(req.audio)
         await self._pause()
         yield asr_pb2.TranscribeResponse(text=self.script.transcript, is_final=True)
+
+    @_noting_cancel
+    async def Listen(self, request_iterator, context):
+        await self._enter(context)
+        async for req in request_iterator:
+            if req.WhichOneof("msg") == "audio":
+                self.record.asr_audio.append(req.audio)
+                for event in self.script.listen.get(req.audio, []):
+                    yield event
 
 
 class FakeLlm(_FakeStage, llm_pb2_grpc.LlmServiceServicer):

@@ -1,4 +1,5 @@
-"""The ASR stage: a stream of PCM16 audio in, a transcript out."""
+"""The ASR stage: a stream of PCM16 audio in, a transcript out (Transcribe), or continuous audio in
+and hands-free turns out (Listen, in services/asr/listen.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from prometheus_client import Counter, Histogram
 
 from services.asr.backend import MODEL_RATE, WhisperBackend
 from services.asr.config import BACKENDS, AsrConfig
+from services.asr.detectors import SmartTurn, silero_path
+from services.asr.listen import ListenStream
 from services.common import buckets, tracing
 from services.common.audio import pcm16_to_float, resample
 from services.common.backends import backend_class
@@ -28,6 +31,20 @@ class AsrMetrics:
                                     ["model"], buckets=buckets.STAGE)
         self.rtf = Histogram("talker_asr_real_time_factor", "Processing seconds per audio second.",
                              ["model"], buckets=buckets.RTF)
+        # Hands-free turn detection (Listen).
+        self.speech_starts = Counter("talker_asr_speech_starts_total",
+                                     "Turns started by voice activity (speech longer than the start minimum).")
+        self.checks = Counter("talker_asr_turn_checks_total",
+                              "Semantic end-of-turn checks at a pause, by verdict (complete, incomplete, "
+                              "unfinished_text: smart-turn said complete, the transcript reads cut off).", ["verdict"])
+        self.check_seconds = Histogram("talker_asr_turn_check_seconds", "Time of one semantic end-of-turn check.",
+                                       buckets=buckets.FIRST_OUTPUT)
+        self.turn_ends = Counter("talker_asr_end_of_turn_total", "End-of-turn decisions, by reason.", ["reason"])
+        self.end_of_turn_delay = Histogram(
+            "talker_asr_end_of_turn_delay_seconds",
+            "From the end of speech to the end-of-turn decision, seconds of audio.", buckets=buckets.ENDPOINTING)
+        self.partials = Counter("talker_asr_partial_transcripts_total",
+                                "Partial transcripts sent while the user spoke or paused.")
 
 
 class AsrServiceServicer(asr_pb2_grpc.AsrServiceServicer):
@@ -35,11 +52,41 @@ class AsrServiceServicer(asr_pb2_grpc.AsrServiceServicer):
         self.config = config
         self.backend = backend
         self.metrics = metrics
-        # One utterance at a time per process: CTranslate2 already uses the configured threads.
+        # One decode at a time per process: CTranslate2 already uses the configured threads.
         self.lock = asyncio.Lock()
+        self.vad = None         # faster-whisper's SileroVADModel, shared; each stream has its own state
+        self.smart_turn = None  # SmartTurn, shared
+
+    async def decode(self, samples, language: str = "", beam_size: int = 0) -> tuple[str, float]:
+        """(text, model seconds) of 16 kHz float32 audio, one decode at a time."""
+        async with self.lock:
+            t0 = time.perf_counter()
+            text = await asyncio.to_thread(self.backend.transcribe, samples, language, beam_size)
+            return text, time.perf_counter() - t0
+
+    async def Listen(self, request_iterator, context):
+        out: asyncio.Queue = asyncio.Queue()
+        stream = ListenStream(self, out)
+
+        async def run():
+            try:
+                await stream.run(request_iterator)
+            except Exception as exc:  # noqa: BLE001 - raised again on the response side, where it is mapped
+                out.put_nowait(exc)
+            finally:
+                out.put_nowait(None)
+
+        task = asyncio.create_task(run())
+        try:
+            while (item := await out.get()) is not None:
+                if isinstance(item, Exception):
+                    raise item
+                yield item
+        finally:
+            task.cancel()
 
     async def Transcribe(self, request_iterator, context):
-        rate, chunks, n_bytes = 0, [], 0
+        rate, chunks, n_bytes, req_language = 0, [], 0, ""
         max_bytes = int(self.config.max_audio_seconds * 48000 * 2)
         async for req in request_iterator:
             kind = req.WhichOneof("msg")
@@ -49,6 +96,7 @@ class AsrServiceServicer(asr_pb2_grpc.AsrServiceServicer):
                 rate = req.config.sample_rate
                 SAMPLE_RATE.check("config.sample_rate", rate, " Hz")
                 max_bytes = int(self.config.max_audio_seconds * rate * 2)
+                req_language = req.config.language
             elif kind == "audio":
                 if not rate:
                     raise FailedPrecondition("audio: sent before config; send TranscribeConfig first")
@@ -70,7 +118,7 @@ class AsrServiceServicer(asr_pb2_grpc.AsrServiceServicer):
             t0 = time.perf_counter()
             with tracing.tracer("talker.asr").start_as_current_span("asr.transcribe", attributes={
                     "talker.asr.model": self.backend.model_name, "talker.asr.audio_seconds": audio_seconds}) as span:
-                text = await asyncio.to_thread(self.backend.transcribe, samples)
+                text = await asyncio.to_thread(self.backend.transcribe, samples, req_language)
                 span.set_attribute("talker.asr.words", len(text.split()))
             seconds = time.perf_counter() - t0
         model = self.backend.model_name
@@ -94,7 +142,11 @@ class AsrStage(Stage):
         asr_pb2_grpc.add_AsrServiceServicer_to_server(self.servicer, server)
 
     def load(self) -> LoadedModel:
+        from faster_whisper.vad import SileroVADModel
+
         self.backend.load()
+        self.servicer.vad = SileroVADModel(silero_path())
+        self.servicer.smart_turn = SmartTurn()
         return LoadedModel(backend=self.backend.name, model=self.backend.model_name, device="cpu")
 
 

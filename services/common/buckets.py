@@ -33,3 +33,7 @@ SENTENCES = (1, 2, 3, 4, 5, 6, 8, 10, 15, 20)
 
 # Loading a model: 10 ms .. 5 min.
 LOAD = (0.01, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+
+# Endpointing wait (end of speech to the end-of-turn decision): 50 ms .. 5 s; the silence cap
+# (1 s by default) and the 1.2 s hands-free target are edges.
+ENDPOINTING = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.2, 1.5, 2.0, 3.0, 5.0)

@@ -6,8 +6,7 @@ from talker.v1 import asr_pb2 as talker_dot_v1_dot_asr__pb2
 
 
 class AsrServiceStub(object):
-    """Speech recognition. The client streams one utterance: a config message first,
-    then audio; closing the request stream ends the utterance (push-to-talk).
+    """Speech recognition.
     """
 
     def __init__(self, channel):
@@ -21,15 +20,33 @@ class AsrServiceStub(object):
                 request_serializer=talker_dot_v1_dot_asr__pb2.TranscribeRequest.SerializeToString,
                 response_deserializer=talker_dot_v1_dot_asr__pb2.TranscribeResponse.FromString,
                 )
+        self.Listen = channel.stream_stream(
+                '/talker.v1.AsrService/Listen',
+                request_serializer=talker_dot_v1_dot_asr__pb2.ListenRequest.SerializeToString,
+                response_deserializer=talker_dot_v1_dot_asr__pb2.ListenResponse.FromString,
+                )
 
 
 class AsrServiceServicer(object):
-    """Speech recognition. The client streams one utterance: a config message first,
-    then audio; closing the request stream ends the utterance (push-to-talk).
+    """Speech recognition.
     """
 
     def Transcribe(self, request_iterator, context):
-        """Missing associated documentation comment in .proto file."""
+        """One utterance: a config message first, then audio; closing the request
+        stream ends the utterance (push-to-talk).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Listen(self, request_iterator, context):
+        """Continuous listening (hands-free): a config message first, then the
+        microphone's audio for as long as the client likes. The service finds the
+        turns in it: voice activity (Silero VAD), then, after a short silence, a
+        semantic end-of-turn check (smart-turn) or a hard silence cap. Per turn it
+        streams ListenSpeechStarted, ListenPartial captions while the user speaks,
+        and ListenTurnEnd with the final transcript. Any number of turns per stream.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -42,6 +59,11 @@ def add_AsrServiceServicer_to_server(servicer, server):
                     request_deserializer=talker_dot_v1_dot_asr__pb2.TranscribeRequest.FromString,
                     response_serializer=talker_dot_v1_dot_asr__pb2.TranscribeResponse.SerializeToString,
             ),
+            'Listen': grpc.stream_stream_rpc_method_handler(
+                    servicer.Listen,
+                    request_deserializer=talker_dot_v1_dot_asr__pb2.ListenRequest.FromString,
+                    response_serializer=talker_dot_v1_dot_asr__pb2.ListenResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'talker.v1.AsrService', rpc_method_handlers)
@@ -50,8 +72,7 @@ def add_AsrServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class AsrService(object):
-    """Speech recognition. The client streams one utterance: a config message first,
-    then audio; closing the request stream ends the utterance (push-to-talk).
+    """Speech recognition.
     """
 
     @staticmethod
@@ -68,5 +89,22 @@ class AsrService(object):
         return grpc.experimental.stream_stream(request_iterator, target, '/talker.v1.AsrService/Transcribe',
             talker_dot_v1_dot_asr__pb2.TranscribeRequest.SerializeToString,
             talker_dot_v1_dot_asr__pb2.TranscribeResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def Listen(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(request_iterator, target, '/talker.v1.AsrService/Listen',
+            talker_dot_v1_dot_asr__pb2.ListenRequest.SerializeToString,
+            talker_dot_v1_dot_asr__pb2.ListenResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
