@@ -6,6 +6,8 @@ Runs in the animator environment (openfacefx):
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -130,3 +132,40 @@ def test_mouth_returns_to_rest_after_the_last_phoneme():
     assert len(rest) >= 10
     for s in rest:
         assert s.press < 0.05 and s.openness < 0.05 and abs(s.width) < 0.05 and s.tongue == 0.0, s
+
+
+def test_streamed_chunks_close_every_bilabial_however_the_voice_splits_them():
+    """The streaming path (frames rendered as chunks arrive, a frame of look-ahead, old phonemes
+    dropped): bilabials shorter than a frame, at a chunk's first sample, and spanning a chunk
+    boundary each shut the lips on a frame within one frame of them, as the face test measures."""
+    from services.animator.idle import Idle
+    from services.animator.service import _Stream
+
+    class Backend:
+        def frame(self, entry, state, fmt, quality):
+            return state, 0.0
+
+    rate = 22050
+    phones = [("a", 0.0, 0.13), ("b", 0.13, 0.017), ("a", 0.147, 0.1), ("m", 0.247, 0.05), ("ˈ", 0.297, 0.01),
+              ("a", 0.307, 0.12), ("p", 0.427, 0.023), ("i", 0.45, 0.1), ("m", 0.55, 0.06), ("a", 0.61, 0.2)]
+    # Chunk boundaries: inside the 17 ms /b/, at the /m/'s first sample, inside the /p/, inside the last /m/.
+    cuts = [0.0, 0.14, 0.247, 0.44, 0.58, 0.9]
+    voice = 0.2 * np.sin(np.arange(round(0.9 * rate)) * 2 * np.pi * 200 / rate).astype(np.float32)
+    stream = _Stream(Backend(), None, FPS, rate, 0, 90, 1, -45.0, -12.0, Idle(512, head_motion=False, blinks=False))
+    states = []
+    for lo, hi in itertools.pairwise(cuts):
+        chunk = voice[round(lo * rate):round(hi * rate)]
+        timings = [(s, start - lo, d) for s, start, d in phones if lo <= start < hi]
+        stream.audio.append(chunk)
+        stream.mouth.feed(chunk, "a bam pim ma", timings)
+        states += [s for s, _ in stream.render(stream.ready(False))]
+    tail = np.zeros(round(0.4 * rate), np.float32)
+    stream.audio.append(tail)
+    stream.mouth.feed(tail, "")
+    states += [s for s, _ in stream.render(stream.ready(True))]
+    assert [s.index for s in states] == list(range(len(states)))
+    for symbol, start, d in phones:
+        if symbol not in "mbp":
+            continue
+        near = states[max(int(np.ceil(start * FPS)) - 1, 0):int(np.floor((start + d) * FPS)) + 2]
+        assert any(s.press == 1.0 and s.openness == 0.0 for s in near), (symbol, start)
