@@ -120,3 +120,14 @@ def test_runbook_links_are_absolute_with_the_base_url_and_point_at_a_section():
     runbooks = (HERE.parent.parent / "docs" / "runbooks.md").read_text().lower()
     assert links and all(link.startswith(base + "#") for link in links), links
     assert all(f"## {link.split('#')[1]}" in runbooks for link in links)
+
+
+def test_slo_thresholds_are_the_histograms_own_bucket_boundaries():
+    """A latency SLO counts `le` buckets, so the values schema allows exactly the boundaries of the
+    histogram's bucket family (formatted as prometheus_client writes them into `le`)."""
+    from services.common import buckets
+
+    schema = json.loads((RULES.parent.parent / "values.schema.json").read_text())
+    objectives = schema["properties"]["slo"]["properties"]["objectives"]["properties"]
+    for name, family in (("timeToFirstFrame", buckets.FIRST_OUTPUT), ("endOfTurnDelay", buckets.ENDPOINTING)):
+        assert objectives[name]["properties"]["threshold"]["enum"] == [repr(float(b)) for b in family], name
