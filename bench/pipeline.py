@@ -25,8 +25,8 @@ from pathlib import Path
 import grpc
 
 from bench.common import OUT, ROOT, p50, pct, table, write_section
-from gateway.stack import Stack
 from services.common.registry import STAGES
+from stack.local import Stack
 from talker.v1 import gateway_pb2, gateway_pb2_grpc
 
 QUESTION = "Could you tell me something interesting about the ocean and the animals living in it?"
@@ -72,13 +72,18 @@ def load(stub, sessions: int, turns_each: int) -> tuple[float, list[float], int]
     return wall, [t for r in results for t in r[0]], sum(r[1] for r in results)
 
 
+def cpu_by_service(stack: Stack) -> dict[str, float]:
+    """User + system CPU seconds used so far by each of the stack's service processes."""
+    out = {}
+    for name, svc in stack.services.items():
+        fields = Path(f"/proc/{svc.pid()}/stat").read_text().rsplit(")", 1)[1].split()
+        out[name] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (proc(5))
+    return out
+
+
 def cpu_seconds(stack: Stack) -> float:
     """User + system CPU seconds used so far by the stack's service processes."""
-    total = 0
-    for svc in stack.services.values():
-        fields = Path(f"/proc/{svc.pid()}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])   # utime, stime (fields 14 and 15 of proc(5))
-    return total / os.sysconf("SC_CLK_TCK")
+    return sum(cpu_by_service(stack).values())
 
 
 def start(offset: int, metrics: bool, greedy: bool = False) -> Stack:

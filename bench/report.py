@@ -7,7 +7,7 @@ import sys
 
 from bench.common import OUT, ROOT, commit, machine
 
-ORDER = ["pipeline", "web", "llm", "tts", "animator", "soak"]
+ORDER = ["pipeline", "voice", "web", "llm", "answers", "tts", "animator", "capacity", "soak", "images"]
 
 
 def main() -> int:

@@ -18,7 +18,7 @@ import urllib.request
 from pathlib import Path
 
 from bench.common import OUT, p50, pct, table, write_section
-from gateway.stack import Stack
+from stack.local import Stack
 from talker.v1 import gateway_pb2, gateway_pb2_grpc
 
 QUESTIONS = ["What do you like about autumn?", "How do bees make honey?", "Why is the sky blue?",

@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 import grpc  # noqa: E402
 
 from bench.common import machine, start_service, stop_service, write_section  # noqa: E402
+from stack.process import ServiceProcess  # noqa: E402
 from talker.v1 import tts_pb2, tts_pb2_grpc  # noqa: E402
 
 VENVS = {"piper": "tts", "coqui": "tts-coqui"}
@@ -52,7 +53,7 @@ def build_tiny_coqui(venv_dir: Path, out: Path) -> Path:
 
 
 def start(backend: str, venv_dir: Path, env_extra: dict[str, str], threads: int,
-          log: Path) -> tuple[subprocess.Popen, str, float]:
+          log: Path) -> tuple[ServiceProcess, str, float]:
     return start_service(backend, venv_dir / VENVS[backend] / "bin" / "python", "services.tts",
                          {"TALKER_TTS_BACKEND": backend, "TALKER_THREADS": str(threads), **env_extra}, log)
 

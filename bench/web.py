@@ -17,8 +17,8 @@ import time
 import numpy as np
 
 from bench.common import OUT, p50, pct, table, write_section
-from gateway.stack import Stack
 from services.common.audio import read_wav
+from stack.local import Stack
 from tests.web.chromium import chromium, close, with_silence
 
 QUESTION = "What is the capital of France?"

@@ -1,7 +1,10 @@
-"""Container health check (Docker HEALTHCHECK, docker-compose): asks the service's own gRPC health
-service (grpc.health.v1, service "") and exits 0 only when it answers SERVING.
+"""Health check: asks grpc.health.v1 (service "") and exits 0 only when every target answers SERVING.
 
-Kubernetes does not use this: its probes speak gRPC health natively.
+    healthcheck.py                       the container's own service (Docker HEALTHCHECK, compose): the
+                                         health-only port TALKER_HEALTH_PORT, else TALKER_GRPC_PORT
+    healthcheck.py HOST:PORT [...]       each target in turn (the chart's `helm test` pod)
+
+Kubernetes probes do not use this: they speak gRPC health natively.
 """
 
 from __future__ import annotations
@@ -13,21 +16,30 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 
-def main() -> int:
-    port = os.environ.get("TALKER_GRPC_PORT", "").strip()
-    if not port.isdigit():
-        print("healthcheck: TALKER_GRPC_PORT is not set", file=sys.stderr)
-        return 1
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+def status(target: str) -> str:
+    with grpc.insecure_channel(target) as channel:
         try:
-            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=3)
+            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
         except grpc.RpcError as exc:
-            print(f"healthcheck: {exc.code().name}", file=sys.stderr)
+            return exc.code().name
+    return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+
+
+def main(targets: list[str]) -> int:
+    if not targets:
+        health = os.environ.get("TALKER_HEALTH_PORT", "").strip()
+        port = health if health not in ("", "0") else os.environ.get("TALKER_GRPC_PORT", "").strip()
+        if not port.isdigit():
+            print("healthcheck: neither TALKER_HEALTH_PORT nor TALKER_GRPC_PORT is set", file=sys.stderr)
             return 1
-    status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
-    print(f"healthcheck: {status}")
-    return 0 if reply.status == health_pb2.HealthCheckResponse.SERVING else 1
+        targets = [f"127.0.0.1:{port}"]
+    failed = 0
+    for target in targets:
+        answer = status(target)
+        print(f"healthcheck: {target} {answer}")
+        failed += answer != "SERVING"
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -5,12 +5,14 @@
     talker ask --wav question.wav  one turn from speech (--json: the turn's summary as JSON)
     talker converse --wav talk.wav a hands-free conversation: the recording streams in real time as a
                                    microphone; the server finds the turns (--json: one summary a line)
-    talker status | down
+    talker status [--json] [--target HOST:PORT]
+    talker down
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -19,10 +21,10 @@ import grpc
 import numpy as np
 from google.protobuf import json_format
 
-from gateway.client import ClientSecurity, microphone_chunks
-from gateway.stack import Stack
+from gateway.client import ClientSecurity, health, microphone_chunks
 from services.common.audio import pcm16_to_float, read_wav
 from services.common.media import decode_jpeg, rgb_frame, write_mp4
+from services.common.metrics import VERSION
 from services.common.registry import local_target
 from talker.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc
 
@@ -33,14 +35,17 @@ def _progress(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _stack() -> Stack:
+def _stack(stack_class):
     """The local stack, with the web page when its environment is installed (make setup builds it)."""
-    probe = Stack()
-    return Stack(web=(probe.venv_dir / "web" / "bin" / "python").exists())
+    from stack.process import venv_dir
+
+    return stack_class(web=(venv_dir() / "web" / "bin" / "python").exists())
 
 
 def cmd_up(args) -> int:
-    stack = _stack()
+    from stack.local import Stack  # the local stack is not part of the gateway's image
+
+    stack = _stack(Stack)
     stack.start()
     _progress(f"starting {', '.join(stack.services)} (logs in out/stack/*.log) ...")
     t0 = time.monotonic()
@@ -50,7 +55,7 @@ def cmd_up(args) -> int:
     return 0
 
 
-def print_endpoints(stack: Stack) -> None:
+def print_endpoints(stack) -> None:
     print("\nTalker is up:")
     for name, svc in stack.services.items():
         print(f"  {name:9s} {_protocol(name)} {svc.target:16s} metrics {svc.metrics_url}")
@@ -61,26 +66,43 @@ def _protocol(name: str) -> str:
     return "HTTP" if name == "web" else "gRPC"
 
 
-def _print_page(stack: Stack) -> None:
+def _print_page(stack) -> None:
     if "web" in stack.services:
         print(f"\nOpen {stack.web_url} in a browser on this machine and press Start to talk to the avatar.")
 
 
 def cmd_down(args) -> int:
+    from stack.local import Stack
+
     Stack(web=True).stop()
     _progress("stopped")
     return 0
 
 
 def cmd_status(args) -> int:
-    stack = _stack()
-    worst = 0
-    for name, svc in stack.services.items():
-        status = stack.health(name)
-        worst = worst or int(status != "SERVING")
-        print(f"{name:9s} {status:12s} {_protocol(name)} {svc.target:16s} metrics {svc.metrics_url}")
-    _print_page(stack)
-    return worst
+    """Health of the local stack's services, or of one gateway (--target: port-forwarded or remote)."""
+    stack = None
+    if args.target:
+        security = ClientSecurity.from_env()
+        with security.channel(args.target) as ch:
+            rows = [{"service": "gateway", "status": health(ch, 2.0, security.metadata()), "target": args.target}]
+    else:
+        from stack.local import Stack
+
+        stack = _stack(Stack)
+        rows = [{"service": name, "status": stack.health(name), "target": svc.target, "metrics": svc.metrics_url}
+                for name, svc in stack.services.items()]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            metrics = f" metrics {row['metrics']}" if "metrics" in row else ""
+            print(f"{row['service']:9s} {row['status']:12s} {_protocol(row['service'])} {row['target']:16s}{metrics}")
+        if stack is not None:
+            _print_page(stack)
+    return int(any(row["status"] != "SERVING" for row in rows))
+
+
 
 
 def cmd_ask(args) -> int:
@@ -115,8 +137,10 @@ def _security(args) -> ClientSecurity:
 
 
 def summary_json(summary: gateway_pb2.TurnSummary) -> str:
-    """One line of JSON: protobuf's JSON mapping with the proto field names."""
-    return json_format.MessageToJson(summary, preserving_proto_field_name=True, indent=None)
+    """One line of JSON: protobuf's JSON mapping with the proto field names, zero values included (so
+    every turn's line has the same keys)."""
+    return json_format.MessageToJson(summary, preserving_proto_field_name=True, indent=None,
+                                     always_print_fields_with_no_presence=True)
 
 
 def cmd_converse(args) -> int:
@@ -227,33 +251,40 @@ def print_summary(s: gateway_pb2.TurnSummary, out: Path) -> None:
         print(f"  {st.stage:9s} {st.first_output_seconds:9.3f} {st.busy_seconds:8.3f} {st.calls:6d}")
 
 
+class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The module docstring as written, and every option's default in its help."""
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="talker", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="talker", description=__doc__, formatter_class=_Formatter)
+    parser.add_argument("--version", action="version", version=f"talker {VERSION}")
     sub = parser.add_subparsers(dest="command", required=True)
-    up = sub.add_parser("up", help="start the local stack and wait until it is SERVING")
-    up.add_argument("--timeout", type=float, default=300.0)
-    sub.add_parser("down", help="stop the local stack")
-    sub.add_parser("status", help="health of each service")
-    ask = sub.add_parser("ask", help="one turn: text or a WAV in, an MP4 out")
-    ask.add_argument("text", nargs="?", default="")
-    ask.add_argument("--wav", help="a spoken question (PCM16 WAV)")
-    ask.add_argument("--out", default="out/reply.mp4")
+    up = sub.add_parser("up", help="start the local stack and wait until it is SERVING", formatter_class=_Formatter)
+    up.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for every service to be SERVING")
+    sub.add_parser("down", help="stop the local stack", formatter_class=_Formatter)
+    status = sub.add_parser("status", help="health of each service", formatter_class=_Formatter)
+    status.add_argument("--target", default="", help="host:port of a gateway to check instead of the local stack "
+                        "(e.g. one reached through kubectl port-forward)")
+    status.add_argument("--json", action="store_true", help="print the health as JSON")
+    ask = sub.add_parser("ask", help="one turn: text or a WAV in, an MP4 out", formatter_class=_Formatter)
+    ask.add_argument("text", nargs="?", default="", help=f"the question (empty: {DEFAULT_QUESTION!r})")
+    ask.add_argument("--wav", help="a spoken question (PCM16 WAV) instead of text")
+    ask.add_argument("--out", default="out/reply.mp4", help="where to write the reply's video")
     ask.add_argument("--avatar", help="a portrait (JPEG/PNG) instead of the default")
-    ask.add_argument("--voice", default="")
-    ask.add_argument("--fps", type=int, default=0)
-    ask.add_argument("--quiet", action="store_true")
+    ask.add_argument("--voice", default="", help="a voice name (empty: the TTS service's default)")
+    ask.add_argument("--fps", type=int, default=0, help="frames per second (0: the animator's default)")
+    ask.add_argument("--quiet", action="store_true", help="no progress on stderr")
     ask.add_argument("--json", action="store_true", help="print the TurnSummary as JSON (proto field names)")
     talk = sub.add_parser("converse", help="a hands-free conversation from a recording streamed in real time")
     talk.add_argument("--wav", required=True, help="the recording (PCM16 WAV, any rate), played as a microphone")
     talk.add_argument("--trailing-silence", type=float, default=3.0, help="seconds of silence after it")
     talk.add_argument("--speed", type=float, default=1.0, help="playback speed (1 = real time)")
-    talk.add_argument("--voice", default="")
-    talk.add_argument("--max-reply-tokens", type=int, default=0)
+    talk.add_argument("--voice", default="", help="a voice name (empty: the TTS service's default)")
+    talk.add_argument("--max-reply-tokens", type=int, default=0, help="reply length limit (0: the default)")
     talk.add_argument("--json", action="store_true", help="print each TurnSummary as one line of JSON")
     for p, timeout in ((ask, 180.0), (talk, 600.0)):
-        p.add_argument("--target", default=local_target("gateway"))
-        p.add_argument("--timeout", type=float, default=timeout)
+        p.add_argument("--target", default=local_target("gateway"), help="host:port of the gateway")
+        p.add_argument("--timeout", type=float, default=timeout, help="deadline of the call, seconds")
         p.add_argument("--ca", help="TLS: the CA that signed the gateway's certificate "
                                     "(env TALKER_CLIENT_TLS_CA_FILE)")
         p.add_argument("--cert", help="mTLS: client certificate (env TALKER_CLIENT_TLS_CERT_FILE)")
@@ -261,8 +292,16 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--server-name", help="TLS: name to verify instead of the target's host")
     # The API key comes from TALKER_API_KEY only: a flag would show it in `ps` and shell history.
     args = parser.parse_args(argv)
-    return {"up": cmd_up, "down": cmd_down, "status": cmd_status, "ask": cmd_ask,
-            "converse": cmd_converse}[args.command](args)
+    command = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "ask": cmd_ask,
+               "converse": cmd_converse}[args.command]
+    try:
+        return command(args)
+    except KeyboardInterrupt:
+        _progress("\ninterrupted")
+        return 130
+    except OSError as exc:  # a file named on the command line that cannot be read or written
+        _progress(f"talker: {exc.filename or ''}: {exc.strerror or exc}")
+        return 2
 
 
 if __name__ == "__main__":

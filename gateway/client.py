@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping
 
 import grpc
 import numpy as np
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.common.audio import float_to_pcm16
 
@@ -82,3 +83,13 @@ def microphone_chunks(samples: np.ndarray, rate: int, speed: float = 1.0,
         if wait > 0:
             time.sleep(wait)
         yield float_to_pcm16(samples[i:i + step])
+
+
+def health(channel: grpc.Channel, timeout: float = 1.0, metadata=()) -> str:
+    """A server's overall health: SERVING, NOT_SERVING, DOWN (nothing answers) or the error code's name."""
+    try:
+        resp = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""),
+                                                         timeout=timeout, metadata=metadata)
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
+    except grpc.RpcError as exc:
+        return "DOWN" if exc.code() == grpc.StatusCode.UNAVAILABLE else exc.code().name

@@ -7,6 +7,13 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 from gateway.timing import MILESTONES, STAGES
 from services.common import buckets
 
+# Status codes that mean the service failed the user (availability SLIs and error alerts count these);
+# RESOURCE_EXHAUSTED is overload, its own saturation signal. Every other code is the caller's.
+SERVER_CODES = ("UNAVAILABLE", "INTERNAL", "UNKNOWN", "DEADLINE_EXCEEDED")
+SATURATION_CODES = ("RESOURCE_EXHAUSTED",)
+# Failed turns name the stage that failed them, or the gateway itself (bad input, its own deadline).
+TURN_ERROR_SOURCES = (*STAGES, "gateway")
+
 
 class GatewayMetrics:
     def __init__(self, registry: CollectorRegistry = REGISTRY):
@@ -22,6 +29,8 @@ class GatewayMetrics:
                                        buckets=buckets.STAGE, **r)
         self.stage_errors = Counter(f"{p}_stage_errors_total", "Failed stage calls by status code.",
                                     ["stage", "code"], **r)
+        self.turn_errors = Counter(f"{p}_turn_errors_total", "Failed turns by the stage that failed them "
+                                   "(gateway: the gateway itself) and status code.", ["stage", "code"], **r)
         self.active_sessions = Gauge(f"{p}_active_sessions", "Open sessions (Converse streams and Ask calls).", **r)
         self.max_sessions = Gauge(f"{p}_max_sessions", "The session limit of this replica.", **r)
         self.rejected_sessions = Counter(f"{p}_rejected_sessions_total", "Sessions refused, by reason.", ["reason"],
@@ -40,3 +49,9 @@ class GatewayMetrics:
             self.turns.labels(status)
         for stage in STAGES:
             self.stage_seconds.labels(stage)
+        # Zero from the start, so rules and panels read 0 rather than no data until the first failure.
+        for code in (*SERVER_CODES, *SATURATION_CODES, "INVALID_ARGUMENT"):
+            for stage in STAGES:
+                self.stage_errors.labels(stage, code)
+            for source in TURN_ERROR_SOURCES:
+                self.turn_errors.labels(source, code)

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import NamedTuple
 
 import grpc
@@ -25,7 +25,7 @@ from gateway.metrics import GatewayMetrics
 from gateway.stages import StageClients
 from gateway.timing import TurnTiming
 from services.common import tracing
-from services.common.errors import InvalidArgument, StageError
+from services.common.errors import InvalidArgument, StageError, status_for
 from services.common.segments import SentenceSplitter, has_words
 from talker.v1 import animator_pb2, asr_pb2, common_pb2, gateway_pb2, llm_pb2, tts_pb2
 
@@ -98,11 +98,13 @@ class TurnInput:
 
 
 class Segment(NamedTuple):
-    """One chunk of the reply's audio for the animator, with the sentence it speaks."""
+    """One chunk of the reply's audio for the animator, with the sentence it speaks and the
+    voice's timing of the phonemes that start in it (seconds from the chunk's first sample)."""
 
     pcm: bytes
     sample_rate: int
     text: str
+    phonemes: Sequence[common_pb2.PhonemeTiming] = ()
 
 
 _DONE = object()
@@ -123,7 +125,8 @@ class Turn:
         self.timing = TurnTiming(metrics)
         self._start_clock()
         self.span = self._start_span(own_trace)
-        self.transcript = ""
+        # A hands-free turn's transcript is known from the start (a turn stopped before it began has it too).
+        self.transcript = turn_input.text.strip() if turn_input.heard else ""
         self.reply = ""
         self.audio_samples = 0
         self.sample_rate = 0
@@ -264,7 +267,7 @@ class Turn:
                     self.audio_samples += n
                     await self._emit(audio=common_pb2.AudioChunk(pcm=chunk.pcm, sample_rate=chunk.sample_rate,
                                                                  pts=pts))
-                    await segments.put(Segment(chunk.pcm, chunk.sample_rate, sentence))
+                    await segments.put(Segment(chunk.pcm, chunk.sample_rate, sentence, resp.phonemes))
         await segments.put(None)
 
     async def _animate(self, segments: asyncio.Queue) -> None:
@@ -280,8 +283,8 @@ class Turn:
             self.timing.input("animator")
             segment = first
             while segment is not None:
-                yield animator_pb2.AnimateRequest(audio=animator_pb2.AudioSegment(pcm=segment.pcm,
-                                                                                  text=segment.text))
+                yield animator_pb2.AnimateRequest(audio=animator_pb2.AudioSegment(
+                    pcm=segment.pcm, text=segment.text, phonemes=segment.phonemes))
                 segment = await segments.get()
 
         call = self.clients.animator.Animate(requests(), timeout=self._timeout("animator"))
@@ -322,12 +325,7 @@ class Turn:
         finally:
             otel_context.detach(token)
         try:
-            while True:
-                item = await self.out.get()
-                if item is _DONE:
-                    break
-                if isinstance(item, BaseException):
-                    raise item
+            async for item in drain(self.out, _DONE):
                 yield item
         except BaseException as exc:
             if not isinstance(exc, (asyncio.CancelledError, GeneratorExit)):
@@ -351,8 +349,12 @@ class Turn:
             frames=self.frames, fps=self.fps, cancelled=cancelled,
             end_of_turn_delay_seconds=self.input.heard.end_of_turn_delay if self.input.heard else 0.0)
 
-    def record(self, status: str) -> None:
+    def record(self, status: str, error: BaseException | None = None) -> None:
         self.metrics.turns.labels(status).inc()
+        if error is not None:
+            # Failed turns by the stage that failed them (the gateway's own: bad input, its deadline).
+            code, _ = status_for(error)
+            self.metrics.turn_errors.labels(getattr(error, "stage", "gateway"), code.name).inc()
         if status == "ok":
             # The turn's trace as the exemplar, for drilling down from a slow bucket.
             self.timing.observe(tracing.exemplar(self.span))
@@ -361,6 +363,14 @@ class Turn:
 def _epoch_ns(monotonic: float) -> int:
     """A time.monotonic() instant on the epoch clock spans use."""
     return time.time_ns() - int((time.monotonic() - monotonic) * 1e9)
+
+
+async def drain(queue: asyncio.Queue, end: object) -> AsyncIterator:
+    """The items put on ``queue`` until ``end``; an exception put on it is raised here."""
+    while (item := await queue.get()) is not end:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
 
 
 def _first_failure(group: BaseExceptionGroup) -> BaseException:

@@ -20,7 +20,7 @@ from services.common.config import ServerConfig, from_env
 from services.common.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
 from services.common.limits import FPS
 from services.common.server import LoadedModel, Stage, run
-from talker.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc
+from talker.v1 import animator_pb2, common_pb2, gateway_pb2, gateway_pb2_grpc
 
 log = logging.getLogger("talker.gateway")
 
@@ -68,6 +68,21 @@ class GatewayServiceServicer(gateway_pb2_grpc.GatewayServiceServicer):
         if len(cfg.system_prompt) > self.config.max_text_chars:
             raise InvalidArgument(f"config.system_prompt: more than {self.config.max_text_chars} characters")
 
+    async def _check_avatar(self, cfg: gateway_pb2.SessionConfig) -> None:
+        """A portrait is checked (registered with the animator) when the session or request is
+        accepted, so a picture without a face is refused before the LLM spends a reply on it."""
+        if not cfg.avatar_image or self.clients is None:
+            return
+        try:
+            await self.clients.animator.RegisterAvatar(animator_pb2.RegisterAvatarRequest(image=cfg.avatar_image),
+                                                       timeout=self.config.turn_timeout_seconds)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                reason = (exc.details() or "not a usable portrait").removeprefix("image: ")
+                raise InvalidArgument(f"config.avatar_image: {reason}") from None
+            # The animator down or busy: the turn reports that, naming the stage.
+            log.warning("avatar check skipped: animator %s: %s", exc.code().name, exc.details())
+
     def _check_text(self, text: str, field: str) -> str:
         if not text.strip():
             raise InvalidArgument(f"{field}: empty")
@@ -95,6 +110,7 @@ class GatewayServiceServicer(gateway_pb2_grpc.GatewayServiceServicer):
             turn_input = TurnInput.from_pcm(float_to_pcm16(samples), rate)
         else:
             raise InvalidArgument("input: set either text or wav")
+        await self._check_avatar(request.config)
         with self._session_slot():
             session = Session(self.config, self.clients, self.metrics, request.config, context)
             async for event in session.run_turn(turn_input):
@@ -111,6 +127,7 @@ class GatewayServiceServicer(gateway_pb2_grpc.GatewayServiceServicer):
             raise FailedPrecondition(f"{first.WhichOneof('msg') or 'message'}: sent before config; "
                                      "the first message must be a SessionConfig")
         self._check_config(first.config)
+        await self._check_avatar(first.config)
         with self._session_slot():
             session = ConverseSession(self.config, self.clients, self.metrics, first.config, context)
             # The input mode reads the client's messages and drives the session (SessionConfig.turn_detection).

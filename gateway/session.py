@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 
 from gateway.config import GatewayConfig
 from gateway.metrics import GatewayMetrics
-from gateway.pipeline import Conversation, StageFailure, Turn, TurnInput
+from gateway.pipeline import Conversation, StageFailure, Turn, TurnInput, drain
 from gateway.stages import StageClients
 from services.common.errors import StageError, status_for
 from talker.v1 import gateway_pb2
@@ -58,8 +58,8 @@ class Session:
             turn.record("cancelled")
             self.conversation.remember(turn, self.config.history_messages)
             raise
-        except BaseException:
-            turn.record("error")
+        except BaseException as exc:
+            turn.record("error", exc)
             raise
         turn.record("ok")
         self.conversation.remember(turn, self.config.history_messages)
@@ -132,12 +132,7 @@ class ConverseSession(Session):
 
         task = asyncio.create_task(reader())
         try:
-            while True:
-                item = await self.out.get()
-                if item is _END:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
+            async for item in drain(self.out, _END):
                 yield item
         finally:
             task.cancel()

@@ -1,4 +1,5 @@
-# Animator extras: the lip-sync check on real output frames, and the animator benchmark.
+# Animator extras: the lip-sync checks on real output frames (audio energy; phoneme timing,
+# bilabial closures and identity on the decoded MP4), and the animator benchmark.
 # Both run in the animator environment (MediaPipe).
 
 .PHONY: test-animator-lipsync bench-animator animator-showcase
@@ -6,8 +7,10 @@
 TEST_EXTRA += test-animator-lipsync
 BENCH_EXTRA += bench-animator
 
-test-animator-lipsync: $(VENV)/animator/.installed
-	PYTHONPATH=. $(VENV)/animator/bin/python -m pytest -q -p no:cacheprovider tests/system/test_animator_lipsync.py
+# The phoneme test runs the TTS service (Piper, .venv/tts) for real speech with its alignment.
+test-animator-lipsync: $(VENV)/animator/.installed $(VENV)/tts/.installed
+	PYTHONPATH=. $(VENV)/animator/bin/python -m pytest -q -p no:cacheprovider tests/system/test_animator_lipsync.py \
+		tests/system/test_animator_face.py
 
 bench-animator: $(VENV)/animator/.installed
 	mkdir -p out/bench

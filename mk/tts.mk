@@ -17,7 +17,7 @@ $(TTS_COQUI)/.installed: services/tts/requirements-coqui.txt
 	@command -v ffmpeg >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y -qq ffmpeg >/dev/null; }
 	rm -rf $(TTS_COQUI) && $(PY) -m venv $(TTS_COQUI)
-	$(TTS_COQUI)/bin/pip install $(PIP_FLAGS) -r $<
+	$(TTS_COQUI)/bin/pip install $(PIP_LOCKED) -r $<
 	touch $@
 
 # The service on a tiny random Coqui VITS built at test time (pytest from .venv/dev starts the service

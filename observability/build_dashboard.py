@@ -23,18 +23,35 @@ def q(expr: str, legend: str = "") -> dict:
 
 
 def quantiles(metric: str, by: str = "", qs=(0.5, 0.95, 0.99)) -> list[dict]:
+    """Quantile targets of a histogram, with exemplars on: a dot in a slow bucket opens its trace
+    (the Prometheus data source's exemplar link to the tracing data source, on trace_id)."""
     group = f"le{', ' + by if by else ''}"
     prefix = "{{" + by + "}} " if by else ""
-    return [q(f"histogram_quantile({x}, sum by ({group}) (rate({metric}_bucket{{{NS}}}[{RI}])))",
-              f"{prefix}p{round(x * 100)}") for x in qs]
+    return [{**q(f"histogram_quantile({x}, sum by ({group}) (rate({metric}_bucket{{{NS}}}[{RI}])))",
+                 f"{prefix}p{round(x * 100)}"), "exemplar": True} for x in qs]
 
+
+SERVER = 'code=~"UNAVAILABLE|INTERNAL|UNKNOWN|DEADLINE_EXCEEDED"'
+CLIENT = 'code!~"UNAVAILABLE|INTERNAL|UNKNOWN|DEADLINE_EXCEEDED|RESOURCE_EXHAUSTED"'
 
 ROWS = [
+    ("Service level objectives", [
+        ("Error budget remaining (SLO period)", "percentunit", [q(
+            f"talker:slo_error_budget_remaining:ratio{{{NS}}}", "{{slo}}")]),
+        ("Burn rate (1h; 14.4 pages)", "short", [q(
+            f"sum by (namespace, slo) (talker:slo_error_ratio:page1_long{{{NS}}}) "
+            f"/ on (slo) group_left () (1 - max by (slo) (talker:slo_objective:ratio))", "{{slo}}")]),
+        ("Availability errors by stage (1h)", "percentunit", [q(
+            f'talker:slo_error_ratio:page1_long{{{NS}, slo="availability"}}', "{{stage}}")]),
+        ("Client errors (not outages)", "ops", [q(
+            f"sum by (stage, code) (rate(talker_gateway_turn_errors_total{{{NS}, {CLIENT}}}[{RI}]))",
+            "{{stage}} {{code}}")]),
+    ]),
     ("Overview", [
         ("Turns per second", "ops", [q(f'sum by (status) (rate(talker_gateway_turns_total{{{NS}}}[{RI}]))',
                                        "{{status}}")]),
-        ("Turn error ratio", "percentunit", [q(
-            f'sum(rate(talker_gateway_turns_total{{{NS}, status="error"}}[{RI}])) '
+        ("Turn error ratio (server-side)", "percentunit", [q(
+            f'sum(rate(talker_gateway_turn_errors_total{{{NS}, {SERVER}}}[{RI}])) '
             f'/ sum(rate(talker_gateway_turns_total{{{NS}}}[{RI}]))', "errors")]),
         ("Turn duration", "s", quantiles("talker_gateway_turn_duration_seconds")),
         ("Time to first frame", "s", quantiles("talker_gateway_time_to_first_frame_seconds")),
@@ -44,10 +61,15 @@ ROWS = [
                                q(f"sum(rate(talker_gateway_rejected_sessions_total{{{NS}}}[{RI}]))", "rejected/s")]),
     ]),
     ("Which stage is slow", [
+        # Ranked: the top bar is the stage to look at; the next panel's exemplars open its slow calls.
+        ("Share of the critical path to the first frame", "percentunit", [{**q(
+            f"sort_desc(talker:critical_path_share:ratio5m{{{NS}}})", "{{stage}}"), "instant": True}],
+         "bargauge"),
         ("Stage call p95 (as the gateway sees it)", "s",
          quantiles("talker_gateway_stage_duration_seconds", by="stage", qs=(0.95,))),
         ("Stage errors by code", "ops", [q(
-            f"sum by (stage, code) (rate(talker_gateway_stage_errors_total{{{NS}}}[{RI}]))", "{{stage}} {{code}}")]),
+            f"sum by (stage, code) (rate(talker_gateway_stage_errors_total{{{NS}}}[{RI}]))",
+            "{{stage}} {{code}}")]),
         ("gRPC calls handled", "ops", [q(
             f"sum by (component, grpc_method, grpc_code) (rate(grpc_server_handled_total{{{SEL}}}[{RI}]))",
             "{{component}} {{grpc_method}} {{grpc_code}}")]),
@@ -93,6 +115,17 @@ ROWS = [
         ("Device memory (GPU)", "bytes", [q(
             f"sum by (stage, device, instance) (talker_device_memory_bytes{{{NS}}})", "{{stage}} {{device}}")]),
         ("Model load time", "s", [q(f"max by (stage) (talker_model_load_seconds{{{NS}}})", "{{stage}}")]),
+        ("Hours until the memory limit (at the last hour's trend)", "h", [q(
+            f"(talker:memory_limit_bytes{{{SEL}}} - on (namespace, instance) group_left "
+            f"process_resident_memory_bytes{{{SEL}}}) / on (namespace, instance) group_left "
+            f"deriv(process_resident_memory_bytes{{{SEL}}}[1h]) / 3600 > 0", "{{component}} {{instance}}")]),
+    ]),
+    ("Capacity", [
+        ("Replicas needed vs running", "short", [
+            q(f'talker:replicas_needed{{{NS}, component=~"$component"}}', "{{component}} needed"),
+            q(f'talker:replicas_running{{{NS}, component=~"$component"}}', "{{component}} running")]),
+        ("CPU-seconds per turn", "s", [q(
+            f'talker:cpu_seconds_per_turn:rate5m{{{NS}, component=~"$component"}}', "{{component}}")]),
     ]),
 ]
 
@@ -103,15 +136,16 @@ def dashboard() -> dict:
         panels.append({"type": "row", "title": title, "id": pid, "collapsed": False,
                        "gridPos": {"h": 1, "w": 24, "x": 0, "y": y}, "panels": []})
         pid, y = pid + 1, y + 1
-        for i, (ptitle, unit, targets) in enumerate(row):
+        for i, (ptitle, unit, targets, *kind) in enumerate(row):
             for j, t in enumerate(targets):
                 t["refId"] = chr(ord("A") + j)
             panels.append({
-                "type": "timeseries", "title": ptitle, "id": pid,
+                "type": kind[0] if kind else "timeseries", "title": ptitle, "id": pid,
                 "datasource": {"type": "prometheus", "uid": "${datasource}"},
                 "gridPos": {"h": 8, "w": 6, "x": (i % 4) * 6, "y": y + (i // 4) * 8},
                 "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
-                "options": {"legend": {"displayMode": "list", "placement": "bottom"}},
+                "options": {"legend": {"displayMode": "list", "placement": "bottom"}} if not kind else
+                {"orientation": "horizontal", "displayMode": "basic", "reduceOptions": {"calcs": ["lastNotNull"]}},
                 "targets": targets,
             })
             pid += 1
@@ -119,7 +153,8 @@ def dashboard() -> dict:
     return {
         "title": "Talker", "uid": "talker-overview", "tags": ["talker"], "timezone": "browser",
         "schemaVersion": 39, "version": 1, "refresh": "10s", "time": {"from": "now-1h", "to": "now"},
-        "description": "Talker: turns, which stage is slow, LLM, speech, animator and resources.",
+        "description": "Talker: SLOs and error budgets, turns, which stage is slow, LLM, speech, animator, "
+                       "resources and capacity.",
         "templating": {"list": [
             {"name": "datasource", "type": "datasource", "query": "prometheus", "label": "Data source"},
             {"name": "namespace", "type": "query", "label": "Namespace", "includeAll": True, "multi": True,

@@ -4,7 +4,9 @@
 - ``animator``: the animator's unit tests, in .venv/animator (MediaPipe);
 - ``observability``: alert rules through promtool;
 - ``system``: the services as real processes on their real models;
-- ``k8s``: the Helm chart, rendered offline (.venv/k8s).
+- ``k8s``: the Helm chart, rendered offline (.venv/k8s);
+- ``images``: the built container images, started with buildah (``make test-images``);
+- ``locks``: the hashed locks against their .in files (``make test-locks``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 import pytest
 
 TESTS = Path(__file__).resolve().parent
-TIERS = ("unit", "observability", "system", "k8s")
+TIERS = ("unit", "observability", "system", "k8s", "images", "locks")
 
 # The animator's unit tests import MediaPipe: elsewhere they are not collected.
 if importlib.util.find_spec("mediapipe") is None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import threading
 import time
@@ -18,16 +17,13 @@ from typing import ClassVar
 
 import yaml
 
+from stack.process import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 HELM = ROOT / ".venv" / "tools" / "bin" / "helm"
 RULES = ROOT / "helm" / "talker" / "files" / "talker-rules.yml"
 NAMESPACE = "talker"
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def render_chart(*sets: str) -> list[dict]:
@@ -109,7 +105,7 @@ class PrometheusStack:
             "route": {"receiver": "test", "group_by": ["alertname", "instance"], "group_wait": "1s",
                       "group_interval": "1s", "repeat_interval": "1h"},
             "receivers": [{"name": "test", "webhook_configs": [
-                {"url": f"http://127.0.0.1:{self.hook.server_address[1]}/hook", "send_resolved": False}]}],
+                {"url": f"http://127.0.0.1:{self.hook.server_address[1]}/hook", "send_resolved": True}]}],
         }
         prom_config = {
             "global": {"scrape_interval": "5s", "evaluation_interval": "1s"},

@@ -64,6 +64,13 @@ def wav_to_16k(wav: bytes) -> np.ndarray:
     return resample(samples, rate, RATE)
 
 
+def trimmed(samples: np.ndarray, level: float = 0.003) -> np.ndarray:
+    """Speech without the synthesizer's lead-in and trailing silence, so the pauses a test lays out
+    between utterances are the pauses the service hears."""
+    loud = np.flatnonzero(np.abs(samples) > level)
+    return samples[loud[0]:loud[-1] + 1] if loud.size else samples
+
+
 def silence(seconds: float) -> np.ndarray:
     return np.zeros(int(seconds * RATE), dtype=np.float32)
 

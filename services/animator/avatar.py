@@ -120,6 +120,12 @@ class FaceMesh:
                                           min_detection_confidence=0.5)
         self._single = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True,
                                           min_detection_confidence=0.3)
+        # The face mesh's own detector is short-range: a face that fills little of the picture (a
+        # head and shoulders in a room, a small portrait on a big canvas) goes unseen. The
+        # full-range detector finds faces at any scale; the mesh then runs on a crop around each.
+        from mediapipe.python.solutions import face_detection
+
+        self._finder = face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5)
 
     def faces(self, bgr: np.ndarray, single: bool = False) -> list[np.ndarray]:
         """Landmarks of the faces found (up to 2), each (478, 2) in pixels of ``bgr``."""
@@ -130,15 +136,34 @@ class FaceMesh:
         rgb = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
         with self._lock:
             result = (self._single if single else self._detect).process(rgb)
+            found = [np.array([(p.x * w, p.y * h) for p in face.landmark], dtype=np.float32)
+                     for face in result.multi_face_landmarks or ()]
+            if found or single:
+                return found
+            return self._far_faces(bgr, rgb, w, h)
+
+    def _far_faces(self, bgr: np.ndarray, small_rgb: np.ndarray, w: int, h: int) -> list[np.ndarray]:
+        """Faces the full-range detector finds, each meshed on a crop twice its box's size."""
         found = []
-        for face in result.multi_face_landmarks or ():
-            pts = np.array([(p.x * w, p.y * h) for p in face.landmark], dtype=np.float32)
-            found.append(pts)
+        for det in (self._finder.process(small_rgb).detections or ())[:2]:
+            box = det.location_data.relative_bounding_box
+            side = 2.0 * max(box.width * w, box.height * h)
+            cx, cy = (box.xmin + box.width / 2) * w, (box.ymin + box.height / 2) * h
+            x0, y0 = max(int(cx - side / 2), 0), max(int(cy - side / 2), 0)
+            x1, y1 = min(int(cx + side / 2), w), min(int(cy + side / 2), h)
+            if x1 - x0 < 16 or y1 - y0 < 16:
+                continue
+            crop = cv2.cvtColor(np.ascontiguousarray(bgr[y0:y1, x0:x1]), cv2.COLOR_BGR2RGB)
+            result = self._single.process(crop)
+            for face in result.multi_face_landmarks or ():
+                found.append(np.array([(x0 + p.x * (x1 - x0), y0 + p.y * (y1 - y0)) for p in face.landmark],
+                                      dtype=np.float32))
         return found
 
     def close(self) -> None:
         self._detect.close()
         self._single.close()
+        self._finder.close()
 
 
 class AvatarPreparer:

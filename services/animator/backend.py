@@ -11,7 +11,8 @@ import numpy as np
 
 from services.animator.avatar import Avatar, AvatarCache, AvatarPreparer
 from services.animator.config import AnimatorConfig
-from services.animator.render import FrameState, Renderer, make_renderer
+from services.animator.render import FrameState, Renderer
+from services.animator.renderers import make_renderer
 from talker.v1 import common_pb2
 
 MODEL = "mediapipe-face-mesh-478"

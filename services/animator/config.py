@@ -12,7 +12,9 @@ from services.common.limits import FPS, JPEG_QUALITY
 DEFAULT_PORTRAIT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                                 "assets", "portrait.png")
 
-RENDERERS = ("mesh-warp", "mouth-warp")  # or "package.module:Class", a plug-in Renderer
+# The renderers by name (services/animator/renderers.py), or "package.module:Class", a plug-in Renderer.
+RENDERERS = {"mesh-warp": "services.animator.mesh:MeshWarpRenderer",
+             "mouth-warp": "services.animator.render:MouthWarpRenderer"}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,7 +1,10 @@
-"""The idle layer: blinks at natural intervals and a slight sway of the head.
+"""The idle layer: blinks at natural intervals, a slight sway of the head, and the head's
+share of speaking: small nods on stressed syllables with the brows rising, and a sway that
+calms while listening.
 
-Both are functions of the frame's time, drawn from a per-stream random generator,
-so a stream's idle motion is the same however its frames are batched.
+Blinks and sway are functions of the frame's time, drawn from a per-stream random
+generator (``seed``), so a stream's idle motion is the same however its frames are batched;
+nods follow the stressed vowels the frames report, in frame order.
 """
 
 from __future__ import annotations
@@ -14,11 +17,17 @@ import numpy as np
 BLINK_MIN_S, BLINK_MAX_S = 2.0, 6.0   # interval between blinks
 # The lids stay shut for one frame period at 25 fps, so every blink shows at least one closed frame.
 BLINK_CLOSE_S, BLINK_HOLD_S, BLINK_OPEN_S = 0.05, 0.04, 0.08   # ~170 ms in all
+NOD_S = 0.4                 # one nod: down and back up
+NOD_PX = 2.5                # its depth at 512 px
+NOD_GAP_S = 0.6             # at most one nod this often (a nod per stressed syllable would be a bob)
+LISTENING_SWAY = 0.5        # the sway's share while silent
+SWAY_TIME_S = 0.8           # how fast the sway settles or livens when speech stops or starts
 
 
 @dataclasses.dataclass(frozen=True)
 class IdleState:
     blink: float = 0.0                          # 0 open .. 1 shut
+    brows: float = 0.0                          # 0 at rest .. 1 raised
     head: tuple[float, float, float] = (0.0, 0.0, 0.0)  # dx px, dy px, roll radians
 
 
@@ -55,6 +64,11 @@ class Idle:
         self._amp = amplitude_px * scale
         self._freq = rng.uniform(0.11, 0.43, size=(3, 3))
         self._phase = rng.uniform(0, 2 * math.pi, size=(3, 3))
+        self._nod_px = NOD_PX * scale
+        self._nods: list[float] = []      # start times of nods
+        self._was_stressed = False
+        self._liveliness = LISTENING_SWAY
+        self._last_t: float | None = None
 
     def blink_starts_until(self, t: float) -> list[float]:
         while self._starts[-1] <= t:
@@ -73,5 +87,27 @@ class Idle:
         w = np.sin(2 * math.pi * self._freq * t + self._phase).sum(axis=1) / 3.0   # each in -1..1
         return float(self._amp * w[0]), float(0.6 * self._amp * w[1]), float(0.004 * w[2])
 
-    def state(self, t: float) -> IdleState:
-        return IdleState(blink=self.blink(t), head=self.head(t))
+    def nod(self, t: float, stress: float) -> float:
+        """Downward head offset (px) at ``t``: a nod starts on each stressed vowel's onset."""
+        stressed = stress > 0.5
+        if stressed and not self._was_stressed and (not self._nods or t - self._nods[-1] >= NOD_GAP_S):
+            self._nods.append(t)
+        self._was_stressed = stressed
+        if not self._nods or t - self._nods[-1] >= NOD_S:
+            return 0.0
+        return self._nod_px * math.sin(math.pi * (t - self._nods[-1]) / NOD_S) ** 2
+
+    def state(self, t: float, speaking: bool = False, stress: float = 0.0) -> IdleState:
+        """The idle layer at ``t`` (frames in order): sway calmer while listening than while
+        ``speaking``, and a nod on each stressed syllable."""
+        dt = 0.0 if self._last_t is None else max(t - self._last_t, 0.0)
+        self._last_t = t
+        target = 1.0 if speaking else LISTENING_SWAY
+        self._liveliness += (1.0 - math.exp(-dt / SWAY_TIME_S)) * (target - self._liveliness)
+        dx, dy, roll = self.head(t)
+        nod = self.nod(t, stress)
+        if self.head_motion:
+            k = self._liveliness
+            dx, dy, roll = k * dx, k * dy + nod, k * roll
+        # The brows rise with the nod's emphasis.
+        return IdleState(blink=self.blink(t), head=(dx, dy, roll), brows=nod / self._nod_px if self._nod_px else 0.0)

@@ -47,7 +47,10 @@ EYES = (
          crease=(467, 260, 259, 257, 258, 286, 414), corners=(263, 362)),
 )
 MESH_POINTS = 468
-SHAPES = ("open", "wide", "round", "press", "blink")
+SHAPES = ("open", "wide", "round", "press", "blink", "brows")
+# Eyebrows, each from the inner end out.
+BROWS = ((55, 65, 52, 53, 46), (285, 295, 282, 283, 276))
+BROW_TOPS = ((107, 66, 105, 63, 70), (336, 296, 334, 293, 300))
 
 # Mouth cavity colours from its top (0) to its bottom (1), BGR: dark at the back, the tongue
 # showing a little at the bottom.
@@ -56,6 +59,7 @@ _CAVITY_BGR = np.array([(38, 36, 78), (26, 24, 56), (40, 42, 96), (78, 88, 168)]
 _CAVITY_LUT = np.stack([np.interp(np.linspace(0, 1, 64), _CAVITY_Z, _CAVITY_BGR[:, c]) for c in range(3)],
                        axis=1).astype(np.float32)
 _TEETH_BGR = np.array((200, 207, 216), dtype=np.float32)
+_TONGUE_BGR = np.array((96, 104, 196), dtype=np.float32)
 
 
 @dataclasses.dataclass(eq=False)
@@ -169,6 +173,7 @@ class MeshWarpRenderer(Renderer):
         bases_st = self._mouth_bases(lm, ls, lt, ps, pt, width, floor_rows, floor_idx)
         bases = {k: np.outer(ds, u) + np.outer(dt, v) for k, (ds, dt) in bases_st.items()}
         bases["blink"] = self._blink_basis(points)
+        bases["brows"] = self._brow_basis(points, v)
         for b in bases.values():
             b[MESH_POINTS + n_floor:] = 0.0  # border anchors never move
 
@@ -228,7 +233,7 @@ class MeshWarpRenderer(Renderer):
         # nothing above the nose.
         mid_t = float(np.median(top))
         r = np.hypot((ps - centre) / (0.8 * width), (pt - mid_t) / (0.6 * width))
-        zone = (1.0 - _smoothstep(0.75, 1.7, r)) * _smoothstep(nose, nose + 0.35 * width, pt)
+        zone = (1.0 - _smoothstep(0.75, 1.7, r)) * _smoothstep(nose, nose + 0.6 * width, pt)
         wide_s = 0.12 * (ps - centre) * zone
         wide_t = -0.025 * width * np.clip(np.abs(across), 0, 1) ** 2 * zone   # corners lift a touch
         lips = (pt > upper_outer - 1) & (pt < lower_outer + 1)
@@ -237,17 +242,40 @@ class MeshWarpRenderer(Renderer):
         round_t = np.where(pt < top + 0.5 * gap, -pout, pout)   # lips fuller
         round_t[floor_rows] = 0.0
 
-        # press: the lips meet (the lower one rises to the upper) and thin.
+        # press: the lips meet (the lower one rises to the upper, leaving a twentieth of the gap so
+        # that no triangle between them turns over) and thin.
         fade = 1.0 - _smoothstep(lower_outer, jaw, pt)
-        press_t = np.where(lower, -0.8 * gap * fade, 0.0)
-        press_t += np.where(~lower, 0.2 * gap * upper_zone, 0.0)
-        thin = 0.12 * width * 0.15 * profile
-        press_t += np.where((pt < top) & (pt > upper_outer - 1), thin, 0.0)
-        press_t -= np.where(lower & (pt < lower_outer + 1) & (pt > lower_inner + 0.5), thin, 0.0)
-        press_t[floor_rows] = -0.8 * gap[floor_rows] + np.minimum(1.0, 0.3 * gap[floor_rows])
+        press_t = np.where(lower, -0.78 * gap * fade, 0.0)
+        press_t += np.where(~lower, 0.15 * gap * upper_zone, 0.0)   # meets the lower lip, never passes it
+        # Pressed lips thin: each lip's red is squeezed towards the line where they meet (a third
+        # of its height at the outer edge, fading out over as much again beyond it), a linear
+        # squeeze that keeps every triangle the right way round.
+        up_h = np.maximum(top - upper_outer, 1.0)
+        lo_h = np.maximum(lower_outer - lower_inner, 1.0)
+        squeeze = 0.3 * profile
+        press_t += np.where(pt <= top, squeeze * np.minimum(top - pt, up_h)
+                            * (1.0 - _smoothstep(0.0, up_h, upper_outer - pt)), 0.0)
+        press_t -= np.where(lower, squeeze * np.minimum(np.maximum(pt - lower_inner, 0.0), lo_h)
+                            * (1.0 - _smoothstep(0.0, lo_h, pt - lower_outer)), 0.0)
+        # The teeth line ends between the lips, where they meet.
+        upper_met = top + 0.15 * gap * _smoothstep(nose, nose + 0.6 * (np.median(top) - nose), top)
+        met = 0.5 * (upper_met + lower_inner - 0.78 * gap)
+        press_t[floor_rows] = (met - pt)[floor_rows]
         zero = np.zeros_like(ps)
         return {"open": (open_s, open_t), "wide": (wide_s, wide_t), "round": (round_s, round_t),
                 "press": (zero, press_t)}
+
+    @staticmethod
+    def _brow_basis(points: np.ndarray, down: np.ndarray) -> np.ndarray:
+        """Brows raised for emphasis: up by a seventh of their height over the eye, the skin
+        above them a little less, the lid crease below them a third as much."""
+        b = np.zeros_like(points)
+        for brow, tops, eye in zip(BROWS, BROW_TOPS, EYES, strict=True):
+            lift = float(np.mean(points[list(eye["upper"])] @ down) - np.mean(points[list(brow)] @ down)) / 7.0
+            b[list(brow)] = -lift * down
+            b[list(tops)] = -0.8 * lift * down
+            b[list(eye["crease"])] = -0.3 * lift * down
+        return b
 
     @staticmethod
     def _blink_basis(points: np.ndarray) -> np.ndarray:
@@ -255,8 +283,9 @@ class MeshWarpRenderer(Renderer):
         for eye in EYES:
             up, lo, cr = (np.array(eye[k]) for k in ("upper", "lower", "crease"))
             closing = points[lo] - points[up]
-            b[up] = 0.97 * closing
-            b[lo] = -0.1 * closing
+            # The lids meet (not pass: a lid through the other would fold the mesh).
+            b[up] = 0.9 * closing
+            b[lo] = -0.08 * closing
             b[cr] = 0.3 * closing
         return b
 
@@ -283,7 +312,8 @@ class MeshWarpRenderer(Renderer):
         a = float(np.clip(state.openness, 0.0, 1.0))
         wd = float(np.clip(state.width, -1.0, 1.0))
         coef = {"open": a, "wide": max(wd, 0.0), "round": max(-wd, 0.0),
-                "press": float(np.clip(state.press, 0.0, 1.0)), "blink": float(np.clip(state.blink, 0.0, 1.0))}
+                "press": float(np.clip(state.press, 0.0, 1.0)), "blink": float(np.clip(state.blink, 0.0, 1.0)),
+                "brows": float(np.clip(state.brows, 0.0, 1.0))}
         coef = {k: c for k, c in coef.items() if c > 1e-3}
         dx, dy, roll = state.head
         sway = abs(dx) > 1e-3 or abs(dy) > 1e-3 or abs(roll) > 1e-6
@@ -307,19 +337,33 @@ class MeshWarpRenderer(Renderer):
         for k, c in coef.items():
             disp += c * p.bases[k]
         if coef:
-            self._piecewise_affine(p, disp, list(coef), _union(boxes), region, map_x, map_y)
+            moved = disp
+            box = _union(boxes)
+            if sway:
+                # The mouth's triangles are carried by the head's sway too, so that the warp is
+                # composed with it exactly (a pressed lip must still meet the other one).
+                ix = np.clip(p.points[:, 0].astype(int), 0, w - 1)
+                iy = np.clip(p.points[:, 1].astype(int), 0, h - 1)
+                m = p.head_mask[iy, ix][:, None]
+                px, py = p.pivot
+                moved = disp + m * np.stack([dx - roll * (p.points[:, 1] - py),
+                                             dy + roll * (p.points[:, 0] - px)], axis=1)
+                reach = int(np.ceil(abs(dx) + abs(dy) + abs(roll) * max(h, w))) + 2
+                box = (max(box[0] - reach, x0), max(box[1] - reach, y0), min(box[2] + reach, x1),
+                       min(box[3] + reach, y1))
+            self._piecewise_affine(p, moved, list(coef), box, region, map_x, map_y)
         frame[y0:y1, x0:x1] = cv2.remap(p.image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         if "open" in coef:
             shift = np.zeros(2)
             if sway:
                 centre = p.points[list(LOWER_INNER)].mean(axis=0)
                 shift = np.array([dx - roll * (centre[1] - p.pivot[1]), dy + roll * (centre[0] - p.pivot[0])])
-            self._paint_cavity(frame, p, disp, shift, a)
+            self._paint_cavity(frame, p, disp, shift, a, float(np.clip(state.tongue, 0.0, 1.0)))
         return frame
 
     @staticmethod
     def _piecewise_affine(p: _Mesh, disp: np.ndarray, shapes: list[str], box, region, map_x, map_y) -> None:
-        """Add the warp's inverse displacement, inside ``box``, to the maps of ``region``."""
+        """The warp's inverse map (destination -> portrait) inside ``box``, written into the maps of ``region``."""
         t_idx = np.unique(np.concatenate([p.tris[k] for k in shapes]))
         if not t_idx.size:
             return
@@ -349,11 +393,15 @@ class MeshWarpRenderer(Renderer):
         gx, gy = _grid(*p.image.shape[:2])
         xs, ys = gx[by0:by1, bx0:bx1], gy[by0:by1, bx0:bx1]
         coeffs = a_mat.reshape(len(a_mat), 6).astype(np.float32)[index]   # (h, w, 6)
-        map_x[sub] += coeffs[..., 0] * xs + coeffs[..., 2] * ys + coeffs[..., 4] - xs
-        map_y[sub] += coeffs[..., 1] * xs + coeffs[..., 3] * ys + coeffs[..., 5] - ys
+        # Inside the moving triangles the affine map replaces the map so far (their corners
+        # already carry any sway); elsewhere it stays.
+        inside = index > 0
+        map_x[sub] = np.where(inside, coeffs[..., 0] * xs + coeffs[..., 2] * ys + coeffs[..., 4], map_x[sub])
+        map_y[sub] = np.where(inside, coeffs[..., 1] * xs + coeffs[..., 3] * ys + coeffs[..., 5], map_y[sub])
 
     @staticmethod
-    def _paint_cavity(frame: np.ndarray, p: _Mesh, disp: np.ndarray, shift: np.ndarray, a: float) -> None:
+    def _paint_cavity(frame: np.ndarray, p: _Mesh, disp: np.ndarray, shift: np.ndarray, a: float,
+                      tongue: float = 0.0) -> None:
         top = p.points[p.top] + disp[p.top] + shift
         bottom = p.points[p.bottom] + disp[p.bottom] + shift
         if float(np.max(np.dot(bottom - top, p.v))) < 0.8:
@@ -393,6 +441,10 @@ class MeshWarpRenderer(Renderer):
         band = np.minimum(0.05 * p.width, 0.18 * height) * min(a * 1.5, 1.0)
         lower = np.clip((band - (t_bot - t)) / feather, 0.0, 1.0) * middle * 0.45
         colour += lower[..., None] * (_TEETH_BGR * 0.8 - colour)
+        if tongue > 0.0:   # t d l n th: the tongue tip up behind the upper teeth, in the middle
+            tip = (1.0 - _smoothstep(0.25, 0.55, across)) * (1.0 - _smoothstep(0.35, 0.8, depth)) \
+                * _smoothstep(0.05, 0.25, depth) * tongue
+            colour += tip[..., None] * (_TONGUE_BGR * (0.8 + 0.2 * shade) - colour)
         a3 = alpha[..., None]
         roi = frame[y0:y1, x0:x1]
         roi[:] = (roi * (1.0 - a3) + colour * a3 + 0.5).astype(np.uint8)

@@ -44,7 +44,9 @@ class FrameState:
     audio: np.ndarray | None = None    # float32 mono audio around pts, for renderers that listen
     width: float = 0.0                 # -1 rounded (o, u) .. +1 spread (e, i)
     press: float = 0.0                 # 1 = lips pressed together (m, b, p)
+    tongue: float = 0.0                # 0..1 the tongue tip shows (t, d, l, n, th)
     blink: float = 0.0                 # 0 = eyes open .. 1 = shut
+    brows: float = 0.0                 # 0 = at rest .. 1 = raised (emphasis)
     head: tuple[float, float, float] = (0.0, 0.0, 0.0)  # head sway: dx px, dy px, roll radians
 
 
@@ -228,25 +230,3 @@ def _bbox(mask: np.ndarray, pad: int, shape: tuple[int, int]) -> tuple[int, int,
     h, w = shape
     return (max(int(cols[0]) - pad, 0), max(int(rows[0]) - pad, 0),
             min(int(cols[-1]) + 1 + pad, w), min(int(rows[-1]) + 1 + pad, h))
-
-
-def make_renderer(name: str, max_opening: float) -> Renderer:
-    """A renderer by name: ``mesh-warp`` (default), ``mouth-warp`` (the jaw-only warp), or
-    ``package.module:Class`` for a plug-in (e.g. a neural lip-sync model) constructed with
-    ``max_opening`` as its only keyword argument."""
-    if name == MouthWarpRenderer.name:
-        return MouthWarpRenderer(max_opening)
-    if name == "mesh-warp":
-        from services.animator.mesh import MeshWarpRenderer
-
-        return MeshWarpRenderer(max_opening)
-    if ":" in name:
-        import importlib
-
-        module, _, attr = name.partition(":")
-        cls = getattr(importlib.import_module(module), attr)
-        renderer = cls(max_opening=max_opening)
-        if not isinstance(renderer, Renderer):
-            raise TypeError(f"{name} is not a services.animator.render.Renderer")
-        return renderer
-    raise ValueError(f"unknown renderer {name!r}")

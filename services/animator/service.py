@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 
 import grpc
@@ -93,14 +94,35 @@ class _Stream:
             window = self.tracker.window(self.audio, i)
             shape = self.mouth.step(i, window)
             pts = i / self.fps
-            idle = self.idle.state(pts)
+            idle = self.idle.state(pts, speaking=shape.openness > 0.05 or shape.press > 0.5, stress=shape.stress)
             state = FrameState(index=i, pts=pts, openness=shape.openness, audio=window, width=shape.width,
-                               press=shape.press, blink=idle.blink, head=idle.head)
+                               press=shape.press, tongue=shape.tongue, blink=idle.blink, head=idle.head,
+                               brows=idle.brows)
             out.append(self.backend.frame(self.entry, state, self.format, self.quality))
         self.next_index = stop
         self.audio.drop_before(self.tracker.centre(stop) - self.tracker.half)
         self.mouth.drop_before(self.tracker.centre(stop) - self.tracker.half)
         return out
+
+
+_MAX_PHONEMES = 4096   # per segment: a minute of speech is ~800
+
+
+def _phoneme_timings(phonemes) -> list[tuple[str, float, float]]:
+    """AudioSegment.phonemes as (IPA, start, duration), or INVALID_ARGUMENT naming what is wrong."""
+    if len(phonemes) > _MAX_PHONEMES:
+        raise InvalidArgument(f"audio.phonemes: {len(phonemes)} in one segment, more than {_MAX_PHONEMES}")
+    out = []
+    for i, p in enumerate(phonemes):
+        if not (math.isfinite(p.start_seconds) and math.isfinite(p.duration_seconds)
+                and -60.0 <= p.start_seconds <= 600.0 and 0.0 <= p.duration_seconds <= 60.0):
+            raise InvalidArgument(f"audio.phonemes[{i}]: start_seconds {p.start_seconds}, duration_seconds "
+                                  f"{p.duration_seconds}; need finite times, 0 <= duration <= 60 s")
+        if len(p.phoneme) > 16:
+            raise InvalidArgument(f"audio.phonemes[{i}].phoneme: {len(p.phoneme)} characters; one IPA "
+                                  "symbol is expected")
+        out.append((p.phoneme, p.start_seconds, p.duration_seconds))
+    return out
 
 
 class AnimatorServiceServicer(animator_pb2_grpc.AnimatorServiceServicer):
@@ -207,8 +229,9 @@ class AnimatorServiceServicer(animator_pb2_grpc.AnimatorServiceServicer):
                     if len(pcm) % 2:
                         raise InvalidArgument(f"audio.pcm: {len(pcm)} bytes; PCM16 needs an even number")
                     samples = pcm16_to_float(pcm)
+                    timings = _phoneme_timings(req.audio.phonemes)
                     stream.audio.append(samples)
-                    stream.mouth.feed(samples, req.audio.text)
+                    stream.mouth.feed(samples, req.audio.text, timings)
                     self.metrics.audio_seconds.inc(samples.size / stream.rate)
                     async for resp in self._frames(stream, final=False):
                         yield resp

@@ -1,7 +1,7 @@
 """Regenerates the pictures in docs/animator from the real renderer and servicer:
 
 - ``contact_sheet.png``: labelled tiles of the default portrait for mouth shapes (closed, A, O, E,
-  M/B/P) and a blink;
+  M/B/P, T/D/L with the tongue tip, U/W) and a blink;
 - ``talking.mp4``: tests/data/speech.wav (real Piper speech) streamed through Animate in 200 ms
   chunks with each sentence's text, as the gateway sends it, then a second of silence (idle).
 
@@ -36,6 +36,8 @@ TILES = (("closed", FrameState(0, 0.0, 0.0)),
          ("O", FrameState(0, 0.0, 0.7, width=-0.9)),
          ("E", FrameState(0, 0.0, 0.6, width=0.6)),
          ("M/B/P", FrameState(0, 0.0, 0.0, press=1.0)),
+         ("T/D/L", FrameState(0, 0.0, 0.5, width=0.2, tongue=1.0)),
+         ("U/W", FrameState(0, 0.0, 0.4, width=-1.0)),
          ("blink", FrameState(0, 0.0, 0.0, blink=1.0)))
 
 
@@ -56,7 +58,7 @@ def contact_sheet(stage: AnimatorStage, path: str) -> None:
         cv2.putText(band, label, ((300 - tw) // 2, 26), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (40, 40, 40), 2, cv2.LINE_AA)
         tiles.append(np.concatenate([tile, band]))
     gap = np.full((tiles[0].shape[0], 6, 3), 250, np.uint8)
-    rows = [np.concatenate([t for tile in tiles[r:r + 3] for t in (tile, gap)][:-1], axis=1) for r in (0, 3)]
+    rows = [np.concatenate([t for tile in tiles[r:r + 4] for t in (tile, gap)][:-1], axis=1) for r in (0, 4)]
     hgap = np.full((6, rows[0].shape[1], 3), 250, np.uint8)
     cv2.imwrite(path, np.concatenate([rows[0], hgap, rows[1]]), [cv2.IMWRITE_PNG_COMPRESSION, 9])
 

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterable
 
 import numpy as np
+
+from services.animator.phonemes import SHAPE_TABLE, VISEMES, PhonemeTrack
 
 WINDOW_SECONDS = 0.04
 ATTACK_SECONDS = 0.02
@@ -111,32 +114,13 @@ def openness_curve(samples: np.ndarray, sample_rate: int, fps: int, gate_dbfs: f
 
 # -- mouth shape: width/rounding/pressing from visemes (text) or spectral cues (audio only) ---------
 
-#: Mouth shape of each openfacefx viseme: (jaw opening 0..1, width -1 rounded .. +1 spread,
-#: lip press 0..1). Openness itself still follows the audio level; the viseme scales it.
-VISEME_SHAPES: dict[str, tuple[float, float, float]] = {
-    "sil": (0.0, 0.0, 0.0),
-    "PP": (0.0, 0.0, 1.0),    # p b m: lips pressed together
-    "FF": (0.25, 0.15, 0.3),  # f v: lower lip tucked up under the teeth
-    "TH": (0.35, 0.15, 0.0),
-    "DD": (0.45, 0.2, 0.0),
-    "kk": (0.55, 0.1, 0.0),
-    "CH": (0.35, -0.6, 0.0),  # sh ch: protruded
-    "SS": (0.25, 0.55, 0.0),  # s z: teeth close, spread
-    "nn": (0.4, 0.2, 0.0),
-    "RR": (0.4, -0.45, 0.0),
-    "aa": (1.0, 0.15, 0.0),   # a: open jaw
-    "E": (0.7, 0.6, 0.0),     # e: mid, spread
-    "I": (0.45, 0.9, 0.0),    # i: wide
-    "O": (0.85, -0.75, 0.0),  # o: rounded, open
-    "U": (0.45, -1.0, 0.0),   # u w: tight rounding
-}
-
-
 @dataclasses.dataclass(frozen=True)
 class MouthShape:
     openness: float = 0.0  # 0 closed .. 1 widest
     width: float = 0.0     # -1 rounded/narrow .. +1 spread/wide
     press: float = 0.0     # 0 relaxed .. 1 lips pressed (m, b, p)
+    tongue: float = 0.0    # 0..1 the tongue tip shows (t, d, l, n, th)
+    stress: float = 0.0    # 0..1 on a stressed vowel (phoneme timing only)
 
 
 _HOP_SECONDS = 0.01          # voiced-time resolution of the text aligner
@@ -174,10 +158,6 @@ class _Sentence:
         return self._curves[1], self._curves[2]
 
 
-_TABLE = np.array([VISEME_SHAPES[v] for v in (
-    "sil", "PP", "FF", "TH", "DD", "kk", "CH", "SS", "nn", "RR", "aa", "E", "I", "O", "U")], dtype=np.float32)
-
-
 class TextAligner:
     """Viseme shapes from a sentence's text, aligned over that sentence's audio as it streams in.
 
@@ -189,10 +169,11 @@ class TextAligner:
     """
 
     def __init__(self, sample_rate: int, gate_dbfs: float):
-        from openfacefx import G2P, VISEMES
+        from openfacefx import G2P
+        from openfacefx import VISEMES as OFX_VISEMES
         from openfacefx.alignment import _prior
 
-        assert list(VISEMES)[:3] == ["sil", "PP", "FF"]
+        assert tuple(VISEMES) == tuple(OFX_VISEMES)
         self.rate = sample_rate
         self.hop = max(round(_HOP_SECONDS * sample_rate), 1)
         self.gate = 10.0 ** (gate_dbfs / 20.0)
@@ -282,33 +263,59 @@ def spectral_shape(window: np.ndarray, sample_rate: int) -> tuple[float, float]:
 
 
 class MouthTracker:
-    """Mouth shape per frame, in frame order: openness from the audio level (see
-    :class:`OpennessTracker`), width and pressing from the visemes of the sentence's text
-    when given, else from the spectrum of the audio."""
+    """Mouth shape per frame, in frame order. Where the voice sent its phoneme timing, the
+    phonemes shape and time the mouth (see :mod:`services.animator.phonemes`) and the audio
+    level only says how loud. Otherwise openness follows the audio level (see
+    :class:`OpennessTracker`), and width and pressing the visemes of the sentence's text when
+    given, else the spectrum of the audio."""
 
     def __init__(self, sample_rate: int, fps: int, gate_dbfs: float = -45.0, full_dbfs: float = -12.0,
                  use_text: bool = True):
         self.open = OpennessTracker(sample_rate, fps, gate_dbfs, full_dbfs)
         self.text = TextAligner(sample_rate, gate_dbfs) if use_text else None
+        self.phonemes = PhonemeTrack(fps)
+        self.received = 0   # samples fed so far
         self.fps = fps
         self.k_shape = 1.0 - math.exp(-(1.0 / fps) / _SHAPE_TIME)
         self.width = 0.0
         self.press = 0.0
+        self._timed_text: str | None = None   # the text of the last segment that came with phonemes
 
-    def feed(self, samples: np.ndarray, text: str) -> None:
+    def feed(self, samples: np.ndarray, text: str,
+             phonemes: Iterable[tuple[str, float, float]] = ()) -> None:
+        """A segment of audio, the text it speaks and the phonemes (IPA, start, duration in
+        seconds from the segment's first sample) that start in it.
+
+        A segment without phonemes of a text that came with phonemes (the voice's chunk in which
+        no phoneme starts: the middle of a long sound or a pause, the trailing silence) is part of
+        that phoneme-timed speech, not a new sentence for the text aligner: the text's visemes,
+        laid over the rest of the audio, would otherwise shape the mouth after the last phoneme
+        (a sentence's first m, b, p held shut through the silence)."""
+        timings = list(phonemes)
+        text = " ".join(text.split())
+        if timings:
+            self.phonemes.feed(self.received / self.open.rate, timings)
+            self._timed_text = text
         if self.text is not None:
-            self.text.feed(samples, text)
+            # The aligner hears every segment, so that its clock stays the stream's; phoneme-timed
+            # speech reaches it as audio without text, which ends its sentence, if any.
+            timed = bool(timings) or (self._timed_text is not None and text in ("", self._timed_text))
+            self.text.feed(samples, "" if timed else text)
+        self.received += samples.size
 
     def step(self, index: int, window: np.ndarray) -> MouthShape:
         openness = self.open.step(window)
         centre = self.open.centre(index)
+        t = centre / self.open.rate
+        if self.phonemes.covers(t):
+            return self._from_phonemes(t, openness)
         weights = None
         if self.text is not None:
             # Half a frame of look-ahead: lips move a little before the sound they shape.
             weights = self.text.weights(centre + round(0.02 * self.open.rate))
         if weights is not None:
             total = float(weights.sum())
-            jaw, width, press = (weights @ _TABLE) / max(total, 1.0)
+            jaw, width, press = (weights @ SHAPE_TABLE) / max(total, 1.0)
             # A sentence's visemes say how far the jaw goes for this sound; the level says how loud.
             # Loud sound is never a closed mouth: the text's timing is only estimated, so a press
             # (m, b, p) shuts the lips fully only where the audio is quiet.
@@ -322,6 +329,16 @@ class MouthTracker:
         self.press += min(1.0, 2.0 * self.k_shape) * (float(press) - self.press)
         return MouthShape(openness=openness, width=self.width, press=self.press)
 
+    def _from_phonemes(self, t: float, level: float) -> MouthShape:
+        p = self.phonemes.shape(t)
+        # The phonemes say how far the jaw goes and when; the level only how loud (a shout
+        # opens wider than a murmur), never whether the mouth is open at all.
+        openness = p.jaw * (0.75 + 0.25 * min(level / 0.6, 1.0))
+        self.width, self.press = p.width, p.press
+        return MouthShape(openness=openness, width=p.width, press=p.press, tongue=p.tongue * min(openness * 3, 1),
+                          stress=p.stress)
+
     def drop_before(self, sample: int) -> None:
         if self.text is not None:
             self.text.drop_before(sample)
+        self.phonemes.drop_before(sample / self.open.rate)

@@ -46,12 +46,12 @@ class WhisperBackend:
         # A first decode compiles and warms the kernels, so the first user does not pay for it.
         self.transcribe(np.zeros(MODEL_RATE // 2, dtype=np.float32))
 
-    def transcribe(self, samples: np.ndarray, language: str = "") -> str:
-        """Text of 16 kHz mono float32 audio."""
+    def transcribe(self, samples: np.ndarray, language: str = "", beam_size: int = 0) -> str:
+        """Text of 16 kHz mono float32 audio (beam_size 0: the configured one)."""
         segments, _ = self.model.transcribe(
             samples,
             language=language or self.config.language or None,
-            beam_size=self.config.beam_size,
+            beam_size=beam_size or self.config.beam_size,
             chunk_length=self.config.chunk_length,
             condition_on_previous_text=False,
             without_timestamps=True,

@@ -2,8 +2,9 @@
 
 Pure logic, fed one VAD frame at a time; the service runs the models and the semantic check.
 A turn starts once speech has lasted `speech_start_seconds`. After `pause_seconds` of silence the
-state machine asks for the semantic check (``Check``): a "complete" verdict ends the turn there;
-otherwise the turn goes on, and ends at `silence_cap_seconds` of silence whatever was said.
+state machine asks for the semantic check (``Check``): a sure "complete" verdict ends the turn there,
+a likely one after `late_pause_seconds` of silence; otherwise the turn goes on, and ends at
+`silence_cap_seconds` of silence whatever was said. Speech in between continues the turn.
 The semantic check is smart-turn's verdict on the audio and, when that says "complete", the
 transcript of the pause (`unfinished`): on synthetic voices smart-turn alone scored a pause after
 "I would like to know the capital of" anywhere from 0.53 to 0.79.
@@ -59,7 +60,10 @@ class Endpointer:
         self.start_frames = frames(config.speech_start_seconds)
         self.pause_frames = frames(config.pause_seconds)
         self.cap_frames = frames(config.silence_cap_seconds)
+        self.late_frames = frames(config.late_pause_seconds)
         self.completion = config.completion_threshold
+        self.sure = config.sure_threshold
+        self.likely = 0.0  # a "likely complete" verdict for this pause: end at late_frames of silence
         self.semantic = config.semantic_turn
         self.pos = 0          # frames fed so far
         self.run = 0          # consecutive speech frames while idle
@@ -80,11 +84,13 @@ class Endpointer:
                 return Started(self.start)
             return None
         if probability >= self.off:
-            self.speech_end, self.checked = self.pos, False
+            self.speech_end, self.checked, self.likely = self.pos, False, 0.0
             return None
         silence = self.pos - self.speech_end
         if silence >= self.cap_frames:
             return self._end(SILENCE_CAP)
+        if self.likely and silence >= self.late_frames:
+            return self._end(SEMANTIC, self.likely)
         if silence >= self.pause_frames and not self.checked:
             self.checked = True
             return Check(self.speech_end) if self.semantic else None
@@ -92,8 +98,10 @@ class Endpointer:
 
     def verdict(self, probability: float) -> Ended | None:
         """The semantic check's probability that the utterance is complete, for the last Check."""
-        if self.start is not None and probability >= self.completion:
+        if self.start is not None and probability >= self.sure:
             return self._end(SEMANTIC, probability)
+        if self.start is not None and probability >= self.completion:
+            self.likely = probability
         return None
 
     def close(self) -> Ended | None:
@@ -102,5 +110,5 @@ class Endpointer:
 
     def _end(self, reason: str, probability: float = 0.0) -> Ended:
         ended = Ended(reason, self.start, self.speech_end, self.pos, probability)
-        self.start, self.run = None, 0
+        self.start, self.run, self.likely = None, 0, 0.0
         return ended

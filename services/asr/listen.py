@@ -171,4 +171,4 @@ class ListenStream:
 
     async def decode(self, start: int, end: int) -> tuple[str, float]:
         audio = self.slice(start, end)
-        return await self.servicer.decode(audio, self.language)
+        return await self.servicer.decode(audio, self.language, self.config.listen_beam_size)

@@ -10,11 +10,12 @@ import grpc
 from prometheus_client import Counter, Histogram
 
 from services.asr.backend import MODEL_RATE, WhisperBackend
-from services.asr.config import AsrConfig
+from services.asr.config import BACKENDS, AsrConfig
 from services.asr.detectors import SmartTurn, silero_path
 from services.asr.listen import ListenStream
 from services.common import buckets, tracing
 from services.common.audio import pcm16_to_float, resample
+from services.common.backends import backend_class
 from services.common.config import ServerConfig, from_env
 from services.common.errors import FailedPrecondition, InvalidArgument
 from services.common.limits import SAMPLE_RATE
@@ -56,11 +57,11 @@ class AsrServiceServicer(asr_pb2_grpc.AsrServiceServicer):
         self.vad = None         # faster-whisper's SileroVADModel, shared; each stream has its own state
         self.smart_turn = None  # SmartTurn, shared
 
-    async def decode(self, samples, language: str = "") -> tuple[str, float]:
+    async def decode(self, samples, language: str = "", beam_size: int = 0) -> tuple[str, float]:
         """(text, model seconds) of 16 kHz float32 audio, one decode at a time."""
         async with self.lock:
             t0 = time.perf_counter()
-            text = await asyncio.to_thread(self.backend.transcribe, samples, language)
+            text = await asyncio.to_thread(self.backend.transcribe, samples, language, beam_size)
             return text, time.perf_counter() - t0
 
     async def Listen(self, request_iterator, context):
@@ -134,7 +135,7 @@ class AsrStage(Stage):
 
     def __init__(self, server_config: ServerConfig, config: AsrConfig | None = None):
         self.config = config or from_env(AsrConfig, "TALKER_ASR_")
-        self.backend = WhisperBackend(self.config, server_config.threads)
+        self.backend = backend_class(BACKENDS, self.config.backend)(self.config, server_config.threads)
         self.servicer = AsrServiceServicer(self.config, self.backend, AsrMetrics())
 
     def add_to_server(self, server: grpc.aio.Server) -> None:

@@ -28,6 +28,9 @@ RTF = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 5.0)
 # Token counts per request: 1 .. 8192.
 TOKENS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
 
+# Sentences per spoken reply: 1 .. 20 (a reply is meant to be one to three).
+SENTENCES = (1, 2, 3, 4, 5, 6, 8, 10, 15, 20)
+
 # Loading a model: 10 ms .. 5 min.
 LOAD = (0.01, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 

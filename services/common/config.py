@@ -137,6 +137,10 @@ class ServerConfig(Settings):
         "threads": Range(1, 256),
         "max_message_bytes": Range(64 * 1024, 2**31 - 1),
         "fault_delay_seconds": Range(0, 600),
+        "max_connection_age_seconds": Range(0, 30 * 86400),
+        "max_connection_age_grace_seconds": Range(0, 30 * 86400),
+        "memory_limit_bytes": Range(0, 2**63 - 1),
+        "cpu_request_millicores": Range(0, 10**7),
     }
 
     grpc_port: int = 0
@@ -165,9 +169,18 @@ class ServerConfig(Settings):
     # A second, plaintext port serving only grpc.health.v1 (0 = none): kubelet gRPC probes
     # cannot speak TLS, so with TLS on the main port the probes point here.
     health_port: int = 0
+    # Connections older than this get a GOAWAY (0 = never): clients then reconnect and re-resolve DNS,
+    # so replicas added since they connected (HPA, KEDA) receive their share of new calls. Calls in
+    # flight get the grace period to finish before the connection closes.
+    max_connection_age_seconds: float = 0.0
+    max_connection_age_grace_seconds: float = 30.0
     # Fault injection for tests and drills: every call to the stage's own RPCs
     # waits this long before it is handled. Never set in production.
     fault_delay_seconds: float = 0.0
+    # The container's memory limit and CPU request as the chart passes them (downward API; 0 = not
+    # known): exported so that OOM forecasts and capacity rules work without kube-state-metrics.
+    memory_limit_bytes: int = 0
+    cpu_request_millicores: int = 0
 
     def validate(self) -> None:
         self.check("metrics_tls_key_file", bool(self.metrics_tls_cert_file) == bool(self.metrics_tls_key_file),

@@ -178,6 +178,18 @@ def _device_memory() -> list[tuple[str, float, float]]:
     return []
 
 
+def container_resources(memory_limit_bytes: int, cpu_request_millicores: int,
+                        registry: CollectorRegistry = REGISTRY) -> None:
+    """The container's memory limit and CPU request, when known (the rules' fallback for
+    kube-state-metrics): the OOM forecast and the replicas-needed rules divide by them."""
+    if memory_limit_bytes:
+        Gauge(f"{NAMESPACE}_memory_limit_bytes", "The container's memory limit.",
+              registry=registry).set(memory_limit_bytes)
+    if cpu_request_millicores:
+        Gauge(f"{NAMESPACE}_cpu_request_cores", "The container's CPU request.",
+              registry=registry).set(cpu_request_millicores / 1000)
+
+
 def build_info(service: str, registry: CollectorRegistry = REGISTRY) -> None:
     Info(f"{NAMESPACE}_build", "Talker build and runtime versions.", registry=registry).info({
         "service": service,

@@ -57,15 +57,20 @@ def sentence_ends(text: str) -> Iterator[int]:
             yield m.end()
 
 
-def sentences(text: str) -> list[str]:
-    """``text`` cut into its sentences, stripped, empty ones dropped."""
+def _cut_at(text: str, ends) -> list[str]:
+    """``text`` cut at the offsets ``ends``, stripped, empty pieces dropped."""
     out, start = [], 0
-    for end in [*sentence_ends(text), len(text)]:
+    for end in [*ends, len(text)]:
         piece = text[start:end].strip()
         if piece:
             out.append(piece)
         start = end
     return out
+
+
+def sentences(text: str) -> list[str]:
+    """``text`` cut into its sentences, stripped, empty ones dropped."""
+    return _cut_at(text, sentence_ends(text))
 
 
 def clause_ends(text: str) -> Iterator[int]:
@@ -137,19 +142,9 @@ def _words(clause: str, limit: int) -> list[str]:
     return out
 
 
-def _clauses(sentence: str) -> list[str]:
-    out, start = [], 0
-    for end in [*clause_ends(sentence), len(sentence)]:
-        clause = sentence[start:end].strip()
-        if clause:
-            out.append(clause)
-        start = end
-    return out
-
-
 def _cut(sentence: str, first_limit: int, limit: int) -> list[str]:
     clauses: list[str] = []
-    for clause in _clauses(sentence):
+    for clause in _cut_at(sentence, clause_ends(sentence)):
         if not clauses and len(clause) > first_limit * 3 // 2:
             # A long opening clause: its first words go out on their own, early.
             head = _words(clause, first_limit)[0]

@@ -28,7 +28,14 @@ from services.common import metrics_server, registry, tracing
 from services.common.config import ConfigError, ServerConfig, from_env, read_setting_file
 from services.common.errors import ErrorInterceptor
 from services.common.handlers import around, refusing
-from services.common.metrics import VERSION, GrpcServerMetrics, MetricsInterceptor, ModelMetrics, build_info
+from services.common.metrics import (
+    VERSION,
+    GrpcServerMetrics,
+    MetricsInterceptor,
+    ModelMetrics,
+    build_info,
+    container_resources,
+)
 
 log = logging.getLogger("talker.server")
 
@@ -186,7 +193,7 @@ def _in_daemon_thread(fn) -> asyncio.Future:
 
 
 def server_options(config: ServerConfig) -> list[tuple[str, int]]:
-    return [
+    options = [
         ("grpc.max_receive_message_length", config.max_message_bytes),
         ("grpc.max_send_message_length", config.max_message_bytes),
         # Keep idle client connections alive through proxies and detect dead peers.
@@ -195,6 +202,11 @@ def server_options(config: ServerConfig) -> list[tuple[str, int]]:
         ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
         ("grpc.keepalive_permit_without_calls", 1),
     ]
+    if config.max_connection_age_seconds:
+        # gRPC adds +-10% jitter, so the clients of one replica do not all reconnect at once.
+        options += [("grpc.max_connection_age_ms", int(config.max_connection_age_seconds * 1000)),
+                    ("grpc.max_connection_age_grace_ms", int(config.max_connection_age_grace_seconds * 1000))]
+    return options
 
 
 def server_credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
@@ -229,6 +241,7 @@ class StageServer:
         self.stage = stage
         self.config = config
         build_info(stage.name, registry)
+        container_resources(config.memory_limit_bytes, config.cpu_request_millicores, registry)
         self.model_metrics = ModelMetrics(stage.name, registry)
         self.readiness = ReadinessInterceptor(stage.name)
         self.health = health.aio.HealthServicer()

@@ -19,7 +19,8 @@ import bisect
 import dataclasses
 from collections.abc import AsyncIterator, Callable
 
-from services.llm.config import LlmConfig
+from services.common.backends import backend_class
+from services.llm.config import BACKENDS, LlmConfig
 
 Message = dict  # {"role": "system" | "user" | "assistant", "content": str}
 
@@ -35,6 +36,7 @@ class Sampling:
     max_tokens: int
     temperature: float
     top_p: float
+    repetition_penalty: float = 1.0
     seed: int | None = None
     stop: tuple[str, ...] = ()
 
@@ -177,10 +179,4 @@ class StopMatcher:
 
 def make_backend(config: LlmConfig, threads: int) -> LlmBackend:
     """The backend named by ``TALKER_LLM_BACKEND``; imports only what it needs."""
-    if config.backend == "vllm":
-        from services.llm.vllm_backend import VllmBackend
-
-        return VllmBackend(config, threads)
-    from services.llm.llamacpp import LlamaCppBackend
-
-    return LlamaCppBackend(config, threads)
+    return backend_class(BACKENDS, config.backend)(config, threads)

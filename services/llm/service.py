@@ -22,6 +22,7 @@ from services.common.limits import TEMPERATURE, TOP_P
 from services.common.server import LoadedModel, Stage, run
 from services.llm.backend import Busy, LlmBackend, PromptTooLong, Sampling, make_backend
 from services.llm.config import LlmConfig
+from services.llm.speech import SentenceBudget, repeated_phrase
 from talker.v1 import llm_pb2, llm_pb2_grpc
 
 log = logging.getLogger("talker.llm")
@@ -59,6 +60,13 @@ class LlmMetrics:
                               m, **r)
         self.finished = Counter("talker_llm_request_success_total", "Finished requests by reason.",
                                 [*m, "finished_reason"], **r)
+        self.reply_sentences = Histogram("talker_llm_reply_sentences", "Sentences per finished reply.",
+                                         m, buckets=buckets.SENTENCES, **r)
+        self.replies_cut = Counter("talker_llm_replies_cut_total",
+                                   "Replies stopped at the end of their last allowed sentence "
+                                   "(TALKER_LLM_MAX_SENTENCES).", m, **r)
+        self.replies_repetitive = Counter("talker_llm_replies_repetitive_total",
+                                          "Replies that repeat a phrase of four or more words.", m, **r)
         self.history_dropped = Counter("talker_llm_history_messages_dropped_total",
                                        "Oldest messages dropped to fit the context window.", m, **r)
 
@@ -71,6 +79,8 @@ class LlmMetrics:
             self.kv_cache.labels(model).set_function(lambda: backend.stats().kv_cache_usage or 0.0)
         for reason in REASONS:
             self.finished.labels(model, reason)
+        self.replies_cut.labels(model)
+        self.replies_repetitive.labels(model)
         backend.on_queue_time = self.queue.labels(model).observe
         # Device memory is exported for every stage by services.common.metrics.DeviceMemoryCollector.
 
@@ -119,8 +129,8 @@ class LlmServiceServicer(llm_pb2_grpc.LlmServiceServicer):
         if len(request.stop) > 8 or any(not s for s in request.stop):
             raise InvalidArgument("stop: at most 8 non-empty stop sequences")
         seed = request.seed if request.HasField("seed") else None
-        return Sampling(max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed,
-                        stop=tuple(request.stop))
+        return Sampling(max_tokens=max_tokens, temperature=temperature, top_p=top_p,
+                        repetition_penalty=self.config.repetition_penalty, seed=seed, stop=tuple(request.stop))
 
     async def Generate(self, request, context):
         messages = self._messages(request)
@@ -141,6 +151,7 @@ class LlmServiceServicer(llm_pb2_grpc.LlmServiceServicer):
             "gen_ai.request.top_p": sampling.top_p, "gen_ai.usage.input_tokens": len(prompt.tokens),
             "talker.llm.history_dropped_messages": prompt.dropped_messages})
         stream = self.backend.generate(prompt, sampling)
+        budget = SentenceBudget(self.config.max_sentences)
         try:
             last = None
             async for piece in stream:
@@ -158,8 +169,12 @@ class LlmServiceServicer(llm_pb2_grpc.LlmServiceServicer):
                         for _ in range(piece.tokens):
                             m.itl.labels(model).observe((now - last) / piece.tokens)
                     last = now
-                if piece.text:
-                    yield llm_pb2.GenerateResponse(text=piece.text)
+                if text := budget.feed(piece.text):
+                    yield llm_pb2.GenerateResponse(text=text)
+                if budget.cut:
+                    reason = "stop"  # the reply is complete at its last allowed sentence
+                    m.replies_cut.labels(model).inc()
+                    break
                 if piece.finish_reason:
                     reason = piece.finish_reason if piece.finish_reason in _FINISH else "stop"
             yield llm_pb2.GenerateResponse(
@@ -184,6 +199,10 @@ class LlmServiceServicer(llm_pb2_grpc.LlmServiceServicer):
                 m.generation_tokens.labels(model).inc(generated)
                 m.generation_len.labels(model).observe(generated)
                 m.finished.labels(model, reason).inc()
+                if reason in _FINISH:
+                    m.reply_sentences.labels(model).observe(budget.sentences())
+                    if repeated_phrase(budget.text):
+                        m.replies_repetitive.labels(model).inc()
                 m.e2e.labels(model).observe(time.perf_counter() - arrived, tracing.exemplar(span))
 
 

@@ -110,6 +110,7 @@ class VllmBackend(LlmBackend):
 
         params = SamplingParams(
             max_tokens=sampling.max_tokens, temperature=sampling.temperature, top_p=sampling.top_p,
+            repetition_penalty=sampling.repetition_penalty,
             seed=sampling.seed, stop=list(sampling.stop) or None, output_kind=RequestOutputKind.DELTA,
             skip_special_tokens=True)
         request_id = uuid.uuid4().hex

@@ -18,10 +18,11 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import numpy as np
 
 from services.common.audio import float_to_pcm16
+from services.common.backends import backend_class
 from services.common.errors import NotFound
 from services.common.segments import split_pieces
 from services.common.threads import iterate_in_thread
-from services.tts.config import TtsConfig
+from services.tts.config import BACKENDS, TtsConfig
 
 log = logging.getLogger("talker.tts")
 
@@ -34,11 +35,22 @@ class Voice:
 
 
 @dataclasses.dataclass(frozen=True)
+class Spoken:
+    """One array of a piece's audio with the voice's alignment of it, when the model gives one:
+    (IPA phoneme, samples) in the order they are spoken, covering the audio from its start."""
+
+    audio: np.ndarray
+    phonemes: tuple[tuple[str, int], ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
 class Chunk:
-    """Mono PCM16 little-endian audio."""
+    """Mono PCM16 little-endian audio, and the phonemes that start in it:
+    (IPA phoneme, start, duration) in seconds from the chunk's first sample."""
 
     pcm: bytes
     sample_rate: int
+    phonemes: tuple[tuple[str, float, float], ...] = ()
 
     @property
     def samples(self) -> int:
@@ -92,6 +104,24 @@ class Synthesis:
         await self._gen.aclose()
 
 
+def phoneme_starts(phonemes: tuple[tuple[str, int], ...]) -> list[tuple[str, int, int]]:
+    """(phoneme, first sample, samples) from consecutive (phoneme, samples)."""
+    out, at = [], 0
+    for phoneme, samples in phonemes:
+        out.append((phoneme, at, int(samples)))
+        at += int(samples)
+    return out
+
+
+def chunk_phonemes(timings: list[tuple[str, int, int]], first: int, size: int, rate: int,
+                   last: bool) -> tuple[tuple[str, float, float], ...]:
+    """The phonemes starting in samples [first, first + size), timed in seconds from ``first``;
+    the ``last`` chunk of an array also takes any the alignment's rounding put past its end."""
+    stop = first + size
+    return tuple((p, (at - first) / rate, n / rate) for p, at, n in timings
+                 if first <= at and (at < stop or last))
+
+
 class TtsBackend(abc.ABC):
     """What the servicer needs from a speech synthesizer."""
 
@@ -120,8 +150,10 @@ class TtsBackend(abc.ABC):
         return self._voices[name]
 
     @abc.abstractmethod
-    def stream_piece(self, text: str, voice: Voice, rate: float, stop: StopFlag) -> Iterator[np.ndarray]:
-        """Blocking: float32 audio for one piece of text, in as many arrays as the model yields."""
+    def stream_piece(self, text: str, voice: Voice, rate: float,
+                     stop: StopFlag) -> Iterator[np.ndarray | Spoken]:
+        """Blocking: float32 audio for one piece of text, in as many arrays as the model yields;
+        a backend that knows when each phoneme is spoken yields :class:`Spoken` instead."""
 
     def pieces(self, text: str) -> list[str]:
         return split_pieces(text, self.config.piece_chars, self.config.first_piece_chars)
@@ -133,12 +165,16 @@ class TtsBackend(abc.ABC):
         for piece in self.pieces(text):
             if stop.is_set():
                 return
-            for audio in self.stream_piece(piece, voice, rate, stop):
+            for out in self.stream_piece(piece, voice, rate, stop):
                 if stop.is_set():
                     return
-                pcm = float_to_pcm16(np.asarray(audio, dtype=np.float32).reshape(-1))
+                spoken = out if isinstance(out, Spoken) else Spoken(out)
+                pcm = float_to_pcm16(np.asarray(spoken.audio, dtype=np.float32).reshape(-1))
+                timings = phoneme_starts(spoken.phonemes)
                 for start in range(0, len(pcm), 2 * size):
-                    yield Chunk(pcm[start:start + 2 * size], voice.sample_rate)
+                    yield Chunk(pcm[start:start + 2 * size], voice.sample_rate,
+                                chunk_phonemes(timings, start // 2, size, voice.sample_rate,
+                                               last=start + 2 * size >= len(pcm)))
 
     def synthesize(self, text: str, voice: str = "", rate: float = 1.0,
                    chunk_seconds: float | None = None) -> Synthesis:
@@ -150,10 +186,4 @@ class TtsBackend(abc.ABC):
 
 def make_backend(config: TtsConfig, threads: int = 1) -> TtsBackend:
     """The backend ``TALKER_TTS_BACKEND`` names; its libraries are imported only when it loads."""
-    if config.backend == "coqui":
-        from services.tts.coqui_backend import CoquiBackend
-
-        return CoquiBackend(config, threads)
-    from services.tts.piper_backend import PiperBackend
-
-    return PiperBackend(config, threads)
+    return backend_class(BACKENDS, config.backend)(config, threads)

@@ -9,7 +9,8 @@ from typing import ClassVar
 from services.common.config import Settings
 from services.common.limits import SPEAKING_RATE, Range
 
-BACKENDS = ("piper", "coqui")
+# The backends by name (services/common/backends.py): piper embedded, coqui in its own environment.
+BACKENDS = {"piper": "services.tts.piper_backend:PiperBackend", "coqui": "services.tts.coqui_backend:CoquiBackend"}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
+from services.tts.backend import Spoken, StopFlag, TtsBackend, Voice
 
-from services.tts.backend import StopFlag, TtsBackend, Voice
+log = logging.getLogger("talker.tts")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +43,25 @@ def find_voices(voice_dir: str) -> list[VoiceFile]:
     if voice_dir:
         models.extend(sorted(Path(voice_dir).glob("*.onnx")))
     return [_voice_file(m) for m in models if Path(f"{m}.json").exists()]
+
+
+def _with_alignment(model: Path) -> bytes | str:
+    """The voice's ONNX graph with its per-phoneme sample counts (the ``w_ceil`` tensor) exposed
+    as an output, as ``PiperVoice.load(include_alignments=True)`` does (we build our own session
+    for its thread and arena settings). The model as it is if ``onnx`` is missing or the graph
+    has no such tensor."""
+    try:
+        import onnx
+        from piper.patch_voice_with_alignment import add_alignment_output
+    except ImportError:
+        log.warning("onnx is not installed: Piper sends no phoneme alignments (install piper-tts[alignment])")
+        return str(model)
+    graph = onnx.load(str(model))
+    try:
+        add_alignment_output(graph)
+    except ValueError as exc:  # already patched, or a graph without the tensor
+        log.info("Piper voice %s: alignment output not added (%s)", model.name, exc)
+    return graph.SerializeToString()
 
 
 class _ShrinkingSession:
@@ -97,7 +117,7 @@ class PiperBackend(TtsBackend):
                 opts = onnxruntime.SessionOptions()
                 opts.intra_op_num_threads = self.threads
                 opts.inter_op_num_threads = 1
-                session = onnxruntime.InferenceSession(str(vf.model), sess_options=opts,
+                session = onnxruntime.InferenceSession(_with_alignment(vf.model), sess_options=opts,
                                                        providers=["CPUExecutionProvider"])
                 if self.config.arena_shrink:
                     session = _ShrinkingSession(session, onnxruntime)
@@ -105,14 +125,16 @@ class PiperBackend(TtsBackend):
                 self._loaded[name] = PiperVoice(session=session, config=config)
             return self._loaded[name]
 
-    def stream_piece(self, text: str, voice: Voice, rate: float, stop: StopFlag) -> Iterator[np.ndarray]:
+    def stream_piece(self, text: str, voice: Voice, rate: float, stop: StopFlag) -> Iterator[Spoken]:
         from piper.config import SynthesisConfig
 
         piper = self._piper(voice.name)
         # The voice's own phoneme length (its config), scaled by the speaking rate.
         syn = SynthesisConfig(length_scale=piper.config.length_scale / rate)
-        # Piper yields one array per sentence it finds in the piece.
-        for chunk in piper.synthesize(text, syn_config=syn):
+        # Piper yields one array per sentence it finds in the piece, with the samples each of its
+        # phonemes lasts (None if the alignment failed: then the animator falls back on the text).
+        for chunk in piper.synthesize(text, syn_config=syn, include_alignments=True):
             if stop.is_set():
                 return
-            yield chunk.audio_float_array
+            phonemes = tuple((a.phoneme, int(a.num_samples)) for a in chunk.phoneme_alignments or ())
+            yield Spoken(chunk.audio_float_array, phonemes)

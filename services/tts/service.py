@@ -86,8 +86,11 @@ class TtsServiceServicer(tts_pb2_grpc.TtsServiceServicer):
                     self.metrics.first_audio.labels(*labels).observe(time.perf_counter() - t0,
                                                                      tracing.exemplar(span))
                 rate_hz = chunk.sample_rate
-                yield tts_pb2.SynthesizeResponse(audio=common_pb2.AudioChunk(
-                    pcm=chunk.pcm, sample_rate=chunk.sample_rate, pts=sent / chunk.sample_rate))
+                yield tts_pb2.SynthesizeResponse(
+                    audio=common_pb2.AudioChunk(pcm=chunk.pcm, sample_rate=chunk.sample_rate,
+                                                pts=sent / chunk.sample_rate),
+                    phonemes=[common_pb2.PhonemeTiming(phoneme=p, start_seconds=start, duration_seconds=dur)
+                              for p, start, dur in chunk.phonemes])
                 sent += chunk.samples
             status = "ok"
         except (asyncio.CancelledError, GeneratorExit):

@@ -1,7 +1,8 @@
 from talker.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from typing import ClassVar as _ClassVar, Mapping as _Mapping, Optional as _Optional, Union as _Union
+from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -42,12 +43,14 @@ class AnimateConfig(_message.Message):
     def __init__(self, avatar_id: _Optional[str] = ..., avatar_image: _Optional[bytes] = ..., fps: _Optional[int] = ..., sample_rate: _Optional[int] = ..., format: _Optional[_Union[_common_pb2.FrameFormat, str]] = ..., jpeg_quality: _Optional[int] = ...) -> None: ...
 
 class AudioSegment(_message.Message):
-    __slots__ = ("pcm", "text")
+    __slots__ = ("pcm", "text", "phonemes")
     PCM_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
+    PHONEMES_FIELD_NUMBER: _ClassVar[int]
     pcm: bytes
     text: str
-    def __init__(self, pcm: _Optional[bytes] = ..., text: _Optional[str] = ...) -> None: ...
+    phonemes: _containers.RepeatedCompositeFieldContainer[_common_pb2.PhonemeTiming]
+    def __init__(self, pcm: _Optional[bytes] = ..., text: _Optional[str] = ..., phonemes: _Optional[_Iterable[_Union[_common_pb2.PhonemeTiming, _Mapping]]] = ...) -> None: ...
 
 class AnimateRequest(_message.Message):
     __slots__ = ("config", "audio")

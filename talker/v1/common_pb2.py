@@ -14,19 +14,21 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16talker/v1/common.proto\x12\ttalker.v1\";\n\nAudioChunk\x12\x0b\n\x03pcm\x18\x01 \x01(\x0c\x12\x13\n\x0bsample_rate\x18\x02 \x01(\x05\x12\x0b\n\x03pts\x18\x03 \x01(\x01\"x\n\x05\x46rame\x12\r\n\x05index\x18\x01 \x01(\x03\x12\x0b\n\x03pts\x18\x02 \x01(\x01\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\r\n\x05width\x18\x04 \x01(\x05\x12\x0e\n\x06height\x18\x05 \x01(\x05\x12&\n\x06\x66ormat\x18\x06 \x01(\x0e\x32\x16.talker.v1.FrameFormat*Z\n\x0b\x46rameFormat\x12\x1c\n\x18\x46RAME_FORMAT_UNSPECIFIED\x10\x00\x12\x15\n\x11\x46RAME_FORMAT_JPEG\x10\x01\x12\x16\n\x12\x46RAME_FORMAT_RGB24\x10\x02*\x80\x04\n\tErrorCode\x12\x1a\n\x16\x45RROR_CODE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x45RROR_CODE_CANCELLED\x10\x01\x12\x16\n\x12\x45RROR_CODE_UNKNOWN\x10\x02\x12\x1f\n\x1b\x45RROR_CODE_INVALID_ARGUMENT\x10\x03\x12 \n\x1c\x45RROR_CODE_DEADLINE_EXCEEDED\x10\x04\x12\x18\n\x14\x45RROR_CODE_NOT_FOUND\x10\x05\x12\x1d\n\x19\x45RROR_CODE_ALREADY_EXISTS\x10\x06\x12 \n\x1c\x45RROR_CODE_PERMISSION_DENIED\x10\x07\x12!\n\x1d\x45RROR_CODE_RESOURCE_EXHAUSTED\x10\x08\x12\"\n\x1e\x45RROR_CODE_FAILED_PRECONDITION\x10\t\x12\x16\n\x12\x45RROR_CODE_ABORTED\x10\n\x12\x1b\n\x17\x45RROR_CODE_OUT_OF_RANGE\x10\x0b\x12\x1c\n\x18\x45RROR_CODE_UNIMPLEMENTED\x10\x0c\x12\x17\n\x13\x45RROR_CODE_INTERNAL\x10\r\x12\x1a\n\x16\x45RROR_CODE_UNAVAILABLE\x10\x0e\x12\x18\n\x14\x45RROR_CODE_DATA_LOSS\x10\x0f\x12\x1e\n\x1a\x45RROR_CODE_UNAUTHENTICATED\x10\x10\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16talker/v1/common.proto\x12\ttalker.v1\";\n\nAudioChunk\x12\x0b\n\x03pcm\x18\x01 \x01(\x0c\x12\x13\n\x0bsample_rate\x18\x02 \x01(\x05\x12\x0b\n\x03pts\x18\x03 \x01(\x01\"Q\n\rPhonemeTiming\x12\x0f\n\x07phoneme\x18\x01 \x01(\t\x12\x15\n\rstart_seconds\x18\x02 \x01(\x01\x12\x18\n\x10\x64uration_seconds\x18\x03 \x01(\x01\"x\n\x05\x46rame\x12\r\n\x05index\x18\x01 \x01(\x03\x12\x0b\n\x03pts\x18\x02 \x01(\x01\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\r\n\x05width\x18\x04 \x01(\x05\x12\x0e\n\x06height\x18\x05 \x01(\x05\x12&\n\x06\x66ormat\x18\x06 \x01(\x0e\x32\x16.talker.v1.FrameFormat*Z\n\x0b\x46rameFormat\x12\x1c\n\x18\x46RAME_FORMAT_UNSPECIFIED\x10\x00\x12\x15\n\x11\x46RAME_FORMAT_JPEG\x10\x01\x12\x16\n\x12\x46RAME_FORMAT_RGB24\x10\x02*\x80\x04\n\tErrorCode\x12\x1a\n\x16\x45RROR_CODE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x45RROR_CODE_CANCELLED\x10\x01\x12\x16\n\x12\x45RROR_CODE_UNKNOWN\x10\x02\x12\x1f\n\x1b\x45RROR_CODE_INVALID_ARGUMENT\x10\x03\x12 \n\x1c\x45RROR_CODE_DEADLINE_EXCEEDED\x10\x04\x12\x18\n\x14\x45RROR_CODE_NOT_FOUND\x10\x05\x12\x1d\n\x19\x45RROR_CODE_ALREADY_EXISTS\x10\x06\x12 \n\x1c\x45RROR_CODE_PERMISSION_DENIED\x10\x07\x12!\n\x1d\x45RROR_CODE_RESOURCE_EXHAUSTED\x10\x08\x12\"\n\x1e\x45RROR_CODE_FAILED_PRECONDITION\x10\t\x12\x16\n\x12\x45RROR_CODE_ABORTED\x10\n\x12\x1b\n\x17\x45RROR_CODE_OUT_OF_RANGE\x10\x0b\x12\x1c\n\x18\x45RROR_CODE_UNIMPLEMENTED\x10\x0c\x12\x17\n\x13\x45RROR_CODE_INTERNAL\x10\r\x12\x1a\n\x16\x45RROR_CODE_UNAVAILABLE\x10\x0e\x12\x18\n\x14\x45RROR_CODE_DATA_LOSS\x10\x0f\x12\x1e\n\x1a\x45RROR_CODE_UNAUTHENTICATED\x10\x10\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'talker.v1.common_pb2', _globals)
 if _descriptor._USE_C_DESCRIPTORS == False:
   DESCRIPTOR._options = None
-  _globals['_FRAMEFORMAT']._serialized_start=220
-  _globals['_FRAMEFORMAT']._serialized_end=310
-  _globals['_ERRORCODE']._serialized_start=313
-  _globals['_ERRORCODE']._serialized_end=825
+  _globals['_FRAMEFORMAT']._serialized_start=303
+  _globals['_FRAMEFORMAT']._serialized_end=393
+  _globals['_ERRORCODE']._serialized_start=396
+  _globals['_ERRORCODE']._serialized_end=908
   _globals['_AUDIOCHUNK']._serialized_start=37
   _globals['_AUDIOCHUNK']._serialized_end=96
-  _globals['_FRAME']._serialized_start=98
-  _globals['_FRAME']._serialized_end=218
+  _globals['_PHONEMETIMING']._serialized_start=98
+  _globals['_PHONEMETIMING']._serialized_end=179
+  _globals['_FRAME']._serialized_start=181
+  _globals['_FRAME']._serialized_end=301
 # @@protoc_insertion_point(module_scope)

@@ -61,6 +61,16 @@ class AudioChunk(_message.Message):
     pts: float
     def __init__(self, pcm: _Optional[bytes] = ..., sample_rate: _Optional[int] = ..., pts: _Optional[float] = ...) -> None: ...
 
+class PhonemeTiming(_message.Message):
+    __slots__ = ("phoneme", "start_seconds", "duration_seconds")
+    PHONEME_FIELD_NUMBER: _ClassVar[int]
+    START_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    phoneme: str
+    start_seconds: float
+    duration_seconds: float
+    def __init__(self, phoneme: _Optional[str] = ..., start_seconds: _Optional[float] = ..., duration_seconds: _Optional[float] = ...) -> None: ...
+
 class Frame(_message.Message):
     __slots__ = ("index", "pts", "data", "width", "height", "format")
     INDEX_FIELD_NUMBER: _ClassVar[int]

@@ -15,7 +15,7 @@ _sym_db = _symbol_database.Default()
 from talker.v1 import common_pb2 as talker_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13talker/v1/tts.proto\x12\ttalker.v1\x1a\x16talker/v1/common.proto\"G\n\x11SynthesizeRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05voice\x18\x02 \x01(\t\x12\x15\n\rspeaking_rate\x18\x03 \x01(\x02\":\n\x12SynthesizeResponse\x12$\n\x05\x61udio\x18\x01 \x01(\x0b\x32\x15.talker.v1.AudioChunk\"\x13\n\x11ListVoicesRequest\"M\n\x05Voice\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08language\x18\x02 \x01(\t\x12\x13\n\x0bsample_rate\x18\x03 \x01(\x05\x12\x0f\n\x07\x62\x61\x63kend\x18\x04 \x01(\t\"M\n\x12ListVoicesResponse\x12 \n\x06voices\x18\x01 \x03(\x0b\x32\x10.talker.v1.Voice\x12\x15\n\rdefault_voice\x18\x02 \x01(\t2\xa4\x01\n\nTtsService\x12K\n\nSynthesize\x12\x1c.talker.v1.SynthesizeRequest\x1a\x1d.talker.v1.SynthesizeResponse0\x01\x12I\n\nListVoices\x12\x1c.talker.v1.ListVoicesRequest\x1a\x1d.talker.v1.ListVoicesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13talker/v1/tts.proto\x12\ttalker.v1\x1a\x16talker/v1/common.proto\"G\n\x11SynthesizeRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05voice\x18\x02 \x01(\t\x12\x15\n\rspeaking_rate\x18\x03 \x01(\x02\"f\n\x12SynthesizeResponse\x12$\n\x05\x61udio\x18\x01 \x01(\x0b\x32\x15.talker.v1.AudioChunk\x12*\n\x08phonemes\x18\x02 \x03(\x0b\x32\x18.talker.v1.PhonemeTiming\"\x13\n\x11ListVoicesRequest\"M\n\x05Voice\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08language\x18\x02 \x01(\t\x12\x13\n\x0bsample_rate\x18\x03 \x01(\x05\x12\x0f\n\x07\x62\x61\x63kend\x18\x04 \x01(\t\"M\n\x12ListVoicesResponse\x12 \n\x06voices\x18\x01 \x03(\x0b\x32\x10.talker.v1.Voice\x12\x15\n\rdefault_voice\x18\x02 \x01(\t2\xa4\x01\n\nTtsService\x12K\n\nSynthesize\x12\x1c.talker.v1.SynthesizeRequest\x1a\x1d.talker.v1.SynthesizeResponse0\x01\x12I\n\nListVoices\x12\x1c.talker.v1.ListVoicesRequest\x1a\x1d.talker.v1.ListVoicesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -25,13 +25,13 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _globals['_SYNTHESIZEREQUEST']._serialized_start=58
   _globals['_SYNTHESIZEREQUEST']._serialized_end=129
   _globals['_SYNTHESIZERESPONSE']._serialized_start=131
-  _globals['_SYNTHESIZERESPONSE']._serialized_end=189
-  _globals['_LISTVOICESREQUEST']._serialized_start=191
-  _globals['_LISTVOICESREQUEST']._serialized_end=210
-  _globals['_VOICE']._serialized_start=212
-  _globals['_VOICE']._serialized_end=289
-  _globals['_LISTVOICESRESPONSE']._serialized_start=291
-  _globals['_LISTVOICESRESPONSE']._serialized_end=368
-  _globals['_TTSSERVICE']._serialized_start=371
-  _globals['_TTSSERVICE']._serialized_end=535
+  _globals['_SYNTHESIZERESPONSE']._serialized_end=233
+  _globals['_LISTVOICESREQUEST']._serialized_start=235
+  _globals['_LISTVOICESREQUEST']._serialized_end=254
+  _globals['_VOICE']._serialized_start=256
+  _globals['_VOICE']._serialized_end=333
+  _globals['_LISTVOICESRESPONSE']._serialized_start=335
+  _globals['_LISTVOICESRESPONSE']._serialized_end=412
+  _globals['_TTSSERVICE']._serialized_start=415
+  _globals['_TTSSERVICE']._serialized_end=579
 # @@protoc_insertion_point(module_scope)

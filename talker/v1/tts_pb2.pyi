@@ -17,10 +17,12 @@ class SynthesizeRequest(_message.Message):
     def __init__(self, text: _Optional[str] = ..., voice: _Optional[str] = ..., speaking_rate: _Optional[float] = ...) -> None: ...
 
 class SynthesizeResponse(_message.Message):
-    __slots__ = ("audio",)
+    __slots__ = ("audio", "phonemes")
     AUDIO_FIELD_NUMBER: _ClassVar[int]
+    PHONEMES_FIELD_NUMBER: _ClassVar[int]
     audio: _common_pb2.AudioChunk
-    def __init__(self, audio: _Optional[_Union[_common_pb2.AudioChunk, _Mapping]] = ...) -> None: ...
+    phonemes: _containers.RepeatedCompositeFieldContainer[_common_pb2.PhonemeTiming]
+    def __init__(self, audio: _Optional[_Union[_common_pb2.AudioChunk, _Mapping]] = ..., phonemes: _Optional[_Iterable[_Union[_common_pb2.PhonemeTiming, _Mapping]]] = ...) -> None: ...
 
 class ListVoicesRequest(_message.Message):
     __slots__ = ()

@@ -152,7 +152,7 @@ def test_ports_modules_and_environment_follow_the_design(scenario):
             assert "TALKER_GRPC_PORT" not in env and "TALKER_TLS_CERT_FILE" not in env
             continue
         expected = {"grpc": grpc_port, "metrics": metrics_port}
-        if "TALKER_TLS_CERT_FILE" in env:  # gRPC TLS: a plaintext health-only port for the probes
+        if "TALKER_HEALTH_PORT" in env:  # the plaintext health-only port the probes use (on by default)
             expected["health"] = int(env["TALKER_HEALTH_PORT"])
         assert {p["name"]: p["containerPort"] for p in c["ports"]} == expected
         assert c["command"] == ["python", "-m", MODULES[comp]]
@@ -204,14 +204,14 @@ def test_service_monitors_select_exactly_their_service_and_name_its_metrics_port
         (ep,) = spec["endpoints"]
         assert ep["port"] == "metrics" and ep["path"] == "/metrics"
         assert any(p["name"] == "metrics" for p in matched[0]["spec"]["ports"])
-        assert ep["interval"] == sm_values.get("interval", "5s")
+        assert ep["interval"] == sm_values.get("interval", "30s")  # production default; 5 s locally
         for k, v in sm_values.get("additionalLabels", {}).items():
             assert sm["metadata"]["labels"][k] == v
         assert {"sourceLabels": ["__meta_kubernetes_service_label_app_kubernetes_io_component"],
                 "targetLabel": "component", "action": "replace"} in ep["relabelings"]
 
 
-def test_probes_are_native_grpc_on_the_grpc_port_with_room_for_model_load(scenario):
+def test_probes_are_native_grpc_on_the_health_port_with_room_for_model_load(scenario):
     name, objects = scenario
     for dep in by_kind(objects, "Deployment").values():
         c = container(dep)
@@ -221,7 +221,8 @@ def test_probes_are_native_grpc_on_the_grpc_port_with_room_for_model_load(scenar
                 {"path": "/healthz", "port": "http"}, {"path": "/readyz", "port": "http"},
                 {"path": "/healthz", "port": "http"}]
             continue
-        # with gRPC TLS the kubelet (no TLS) probes the plaintext health-only port
+        # the kubelet probes the plaintext health-only port (outside the concurrency limit; no TLS)
+        assert "health" in ports or name == "no-health-port-values.yaml", "probes on the main port"
         port = ports.get("health", ports["grpc"])
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
             assert set(c[probe]) & {"grpc", "httpGet", "exec", "tcpSocket"} == {"grpc"}, probe
@@ -273,7 +274,7 @@ def test_resources_gpu_and_scheduling(scenario):
             assert gpu == 1 and c["resources"]["requests"]["nvidia.com/gpu"] == 1
             assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
             assert any(t["key"] == "nvidia.com/gpu" for t in pod["tolerations"])
-            assert c["image"].endswith("-vllm")
+            assert c["image"].endswith("-vllm-cuda")  # the CUDA vLLM image (make images-heavy)
             assert env_of(dep)["TALKER_LLM_BACKEND"] == "vllm"
             assert any(m["mountPath"] == "/dev/shm" for m in c["volumeMounts"])
             assert dep["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 0, "maxUnavailable": 1}
@@ -423,7 +424,13 @@ def test_hpa_and_keda_on_one_service_is_refused():
 def test_prometheus_rule_and_dashboard_come_from_the_observability_files():
     objects = render()
     (rule,) = by_kind(objects, "PrometheusRule").values()
-    assert rule["spec"]["groups"] == yaml.safe_load((CHART / "files" / "talker-rules.yml").read_text())["groups"]
+    groups = rule["spec"]["groups"]
+    base = yaml.safe_load((CHART / "files" / "talker-rules.yml").read_text())["groups"]
+    assert groups[:len(base)] == base
+    # then one group per enabled SLO (their content is checked against the builder in tests/observability)
+    objectives = yaml.safe_load((CHART / "values.yaml").read_text())["slo"]["objectives"]
+    assert [g["name"] for g in groups[len(base):]] == [f"talker.slo.{name}" for name, o in objectives.items()
+                                                        if o.get("enabled", True)]
     cm = by_kind(objects, "ConfigMap")["talker-dashboard"]
     assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
     dashboard = (CHART / "files" / "talker-dashboard.json").read_text()
@@ -473,8 +480,8 @@ def test_notes_list_the_port_forward_commands():
 # --- k8s/: the plain manifests ----------------------------------------------------------------------------
 
 def test_k8s_dir_builds_with_kustomize_and_equals_the_chart():
-    """k8s/ (kubectl apply -k k8s, then -k k8s/monitoring) holds exactly the chart's default objects;
-    `make k8s-check` compares the files byte for byte."""
+    """k8s/ (kubectl apply -k k8s, then -k k8s/monitoring) holds exactly the chart's default objects
+    (without the `helm test` pod); `make k8s-check` compares the files byte for byte."""
     import subprocess
 
     from tests.k8s.conftest import KUBECTL, ROOT
@@ -484,4 +491,39 @@ def test_k8s_dir_builds_with_kustomize_and_equals_the_chart():
         built += [o for o in yaml.safe_load_all(out.stdout) if o]
     key = lambda o: (o["kind"], o["metadata"]["name"])  # noqa: E731
     assert all(o["metadata"]["namespace"] == NAMESPACE for o in built if o["kind"] != "Namespace")
-    assert sorted(built, key=key) == sorted(render(), key=key)
+    chart = [o for o in render() if "helm.sh/hook" not in o["metadata"].get("annotations", {})]
+    assert sorted(built, key=key) == sorted(chart, key=key)
+
+
+def test_image_registry_tag_and_digest():
+    objects = render(sets=("image.registry=ghcr.io/acme/", "image.tag=1.2.3",
+                           "services.asr.image.digest=sha256:" + "a" * 64))
+    images = {component(d): container(d)["image"] for d in by_kind(objects, "Deployment").values()}
+    assert images["gateway"] == "ghcr.io/acme/talker-gateway:1.2.3"
+    assert images["asr"] == "ghcr.io/acme/talker-asr@sha256:" + "a" * 64  # a digest pins the exact image
+
+
+def test_helm_test_asks_every_service_through_its_service(scenario):
+    name, objects = scenario
+    (pod,) = [o for o in objects if o["kind"] == "Pod"
+              and o["metadata"].get("annotations", {}).get("helm.sh/hook") == "test"]
+    c = pod["spec"]["containers"][0]
+    assert c["command"][:2] == ["python", "/usr/local/lib/talker/healthcheck.py"]
+    assert c["image"] == container(by_kind(objects, "Deployment")["talker-gateway"])["image"]
+    assert pod["spec"]["restartPolicy"] == "Never" and c["securityContext"]["runAsNonRoot"] is True
+    # every gRPC Service (the web page's serves HTTP: its probes are HTTP, see test_probes_...)
+    services = {n: s for n, s in by_kind(objects, "Service").items() if n != "talker-web"}
+    targets = dict(t.rsplit(":", 1) for t in c["command"][2:])
+    assert set(targets) == set(services), "every Service is checked"
+    labels = pod["metadata"]["labels"]
+    policies = by_kind(objects, "NetworkPolicy")
+    for svc_name, port in targets.items():
+        svc = services[svc_name]
+        (svc_port,) = [p for p in svc["spec"]["ports"] if p["port"] == int(port)]
+        # the port the Service names is the pod's health port (or gRPC port without one)
+        assert svc_port["name"] == ("grpc" if name == "no-health-port-values.yaml" else "health")
+        if policies:  # the service's NetworkPolicy admits the test pod on that port
+            rules = policies[svc_name]["spec"]["ingress"]
+            assert any(any(p["port"] == int(port) for p in r["ports"]) and any(
+                set(f.get("podSelector", {}).get("matchLabels", {}).items()) <= set(labels.items())
+                and "namespaceSelector" not in f for f in r.get("from", [])) for r in rules), svc_name

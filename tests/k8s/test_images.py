@@ -1,6 +1,6 @@
-"""The container images, checked by reading their Dockerfiles (no Docker engine here): multi-stage, the
-service's own lock as the only dependency source, non-root, the ports and module the chart expects;
-and docker-compose.yml against the same facts."""
+"""The container images, checked by reading docker/Dockerfile and the image table (docker/image.sh):
+multi-stage, the image's hashed locks from its wheelhouse as the only package source, non-root, the ports
+the chart expects; and docker-compose.yml against the same facts. tests/images builds and runs them."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import fnmatch
 import glob
 import re
 import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -19,8 +20,28 @@ VALUES = yaml.safe_load((CHART / "values.yaml").read_text())
 UID = VALUES["podSecurityContext"]["runAsUser"]
 
 
-def dockerfile(name: str) -> Path:
-    return ROOT / (name if name in ("gateway", "web") else f"services/{name}") / "Dockerfile"
+DOCKERFILE = ROOT / "docker" / "Dockerfile"
+
+
+def image_sh(*args: str) -> list[str]:
+    return subprocess.run(["bash", "docker/image.sh", *args], cwd=ROOT, check=True, capture_output=True,
+                          text=True).stdout.split("\n")[:-1]
+
+
+IMAGES = image_sh("list")
+HEAVY_IMAGES = image_sh("list-heavy")
+
+
+def build_args(image: str) -> dict[str, str]:
+    """The build arguments docker/image.sh passes for one image."""
+    return dict(line.split("=", 1) for line in image_sh("args", image))
+
+
+# The web page (an HTTP service: no gRPC port, no gRPC health) is not built from docker/Dockerfile, whose
+# entrypoint, health check and health port are gRPC's: web/Dockerfile builds it, docker/image.sh (make images)
+# and the image tests (tests/images) leave it out.
+WEB_DOCKERFILE = ROOT / "web" / "Dockerfile"
+GRPC_SERVICES = tuple(n for n in SERVICES if "grpcPort" in VALUES["services"][n])
 
 
 def instructions(path: Path) -> list[tuple[str, str]]:
@@ -57,37 +78,31 @@ def dockerignore() -> list[str]:
             if line.strip() and not line.startswith("#")]
 
 
-@pytest.mark.parametrize("name", SERVICES)
-def test_dockerfile_is_multi_stage_from_python_slim(name):
-    ins = instructions(dockerfile(name))
-    assert ("ARG", "PYTHON_IMAGE=python:3.11-slim") in ins
+def test_one_dockerfile_multi_stage_from_the_local_python_base():
+    ins = instructions(DOCKERFILE)
+    assert ("ARG", "PYTHON_IMAGE=localhost/talker-python:3.11") in ins
     froms = [args for word, args in ins if word == "FROM"]
-    assert len(froms) >= 2, "build and runtime stages"
-    assert froms[0] == "${PYTHON_IMAGE} AS build" and froms[-1] == "${PYTHON_IMAGE}"
+    assert froms == ["${PYTHON_IMAGE} AS build", "${PYTHON_IMAGE}"]
+    assert not list(ROOT.glob("services/*/Dockerfile")) and not (ROOT / "gateway" / "Dockerfile").exists()
 
 
-@pytest.mark.parametrize("name", SERVICES)
-def test_dependencies_come_only_from_the_services_lock(name):
-    build, *_, final = stages(dockerfile(name))
-    lock_dir = name if name in ("gateway", "web") else f"services/{name}"
+def test_packages_come_only_from_the_wheelhouse_with_hashes():
+    build, final = stages(DOCKERFILE)
     copies = [args for word, args in build if word == "COPY"]
-    assert any(a.split()[0] in (f"{lock_dir}/requirements.txt", f"{lock_dir}/requirements*.txt") for a in copies)
+    assert "out/wheelhouse/${IMAGE}/ /wheels/" in copies
     runs = ";".join(args for word, args in build if word == "RUN")
     installs = re.findall(r"pip install ([^;&|]*)", runs)
     assert installs
     for args in installs:
-        # Shell expansions aside (${...} adds only flags), every argument is a flag or `-r <lock file>`:
-        # no package is named outside the lock.
-        # ($nodeps holds --no-deps when the lock's header asks for it.)
-        args = re.sub(r"\$nodeps\b", "--no-deps", re.sub(r"\$\{[^}]*\}", "", args))
-        tokens = shlex.split(re.sub(r"\$\w+", "VAR", args))
+        tokens = shlex.split(args)
+        for flag in ("--no-index", "--require-hashes", "--no-deps"):
+            assert flag in tokens, args
         rest = [t for t in tokens if not t.startswith("--")]
-        assert rest and len(rest) % 2 == 0, args
-        for flag, value in zip(rest[::2], rest[1::2], strict=True):
-            assert flag == "-r" and (value.endswith(".txt") or value == "VAR"), args
-    # nothing is installed with pip in the runtime stage; the venv is copied from the build stage
+        assert rest == ["/wheels", "-r", "$lock"], args  # --find-links /wheels -r <each lock>
+    # nothing is installed with pip in the runtime stage (which has no pip); the venv is copied
     assert not any("pip install" in args for word, args in final if word == "RUN")
     assert ("COPY", "--from=build /opt/venv /opt/venv") in final
+    assert "pip uninstall -y -q pip" in runs
 
 
 def main_port(name: str, cfg: dict) -> tuple[int, str, str]:
@@ -97,52 +112,82 @@ def main_port(name: str, cfg: dict) -> tuple[int, str, str]:
     return cfg["grpcPort"], "TALKER_GRPC_PORT", "TALKER_METRICS_PORT"
 
 
-@pytest.mark.parametrize("name", SERVICES)
-def test_runtime_stage_runs_the_module_as_non_root_on_the_charts_ports(name):
-    final = stages(dockerfile(name))[-1]
-    cfg = VALUES["services"][name]
+def test_web_image_installs_its_hashed_lock_and_runs_non_root_on_the_charts_ports():
+    build, final = stages(WEB_DOCKERFILE)
+    runs = ";".join(args for word, args in build if word == "RUN")
+    installs = re.findall(r"pip install ([^;&|]*)", runs)
+    assert installs and all("--require-hashes" in a and "--no-deps" in a for a in installs), installs
+    assert ("COPY", "web/requirements.txt /src/requirements.txt") in build
+    cfg = VALUES["services"]["web"]
     users = [args for word, args in final if word == "USER"]
-    assert users and users[-1] == f"{UID}:{UID}", "numeric non-root user (runAsNonRoot can verify it)"
-    assert any(w == "RUN" and f"--uid {UID}" in a for w, a in final)
+    assert users and users[-1] == f"{UID}:{UID}"
     exposed = {int(p) for w, a in final if w == "EXPOSE" for p in a.split()}
-    port, port_var, metrics_var = main_port(name, cfg)
-    assert exposed == {port, cfg["metricsPort"]}
+    assert exposed == {cfg["httpPort"], cfg["metricsPort"]}
     (cmd,) = [a for w, a in final if w == "CMD"]
     assert yaml.safe_load(cmd) == ["python", "-m", cfg["module"]]
     env = " ".join(a for w, a in final if w == "ENV")
-    assert f"{port_var}={port}" in env and f"{metrics_var}={cfg['metricsPort']}" in env
-    assert "PYTHONPATH=/app" in env and "HOME=/tmp" in env  # /tmp is the writable emptyDir/tmpfs
+    assert f"TALKER_WEB_PORT={cfg['httpPort']}" in env and f"TALKER_WEB_METRICS_PORT={cfg['metricsPort']}" in env
+    assert "PYTHONPATH=/app" in env and "HOME=/tmp" in env
     assert any(w == "HEALTHCHECK" for w, _ in final)
 
 
-@pytest.mark.parametrize("name", SERVICES)
+def test_runtime_stage_is_non_root_with_an_entrypoint_and_health_check():
+    final = stages(DOCKERFILE)[-1]
+    users = [args for word, args in final if word == "USER"]
+    assert users and users[-1] == f"{UID}:{UID}", "numeric non-root user (runAsNonRoot can verify it)"
+    assert any(w == "RUN" and f"--uid {UID}" in a for w, a in final)
+    env = " ".join(a for w, a in final if w == "ENV")
+    for setting in ("TALKER_MODULE=${MODULE}", "PYTHONPATH=/app", "HOME=/tmp",
+                    f"TALKER_HEALTH_PORT={VALUES['probes']['healthPort']}"):
+        assert setting in env
+    assert ("EXPOSE", f"${{GRPC_PORT}} ${{METRICS_PORT}} {VALUES['probes']['healthPort']}") in final
+    assert ("ENTRYPOINT", '["/usr/local/lib/talker/entrypoint.sh"]') in final
+    assert any(w == "HEALTHCHECK" for w, _ in final)
+
+
+@pytest.mark.parametrize("image", IMAGES + HEAVY_IMAGES)
+def test_each_image_has_its_lock_and_the_charts_ports(image):
+    service, _, variant = image.partition("-")
+    args = build_args(image)
+    cfg = VALUES["services"][service]
+    assert int(args["GRPC_PORT"]) == cfg["grpcPort"] and int(args["METRICS_PORT"]) == cfg["metricsPort"]
+    assert args["MODULE"] == cfg["module"] and args["IMAGE"] == image
+    lock_dir = "gateway" if service == "gateway" else f"services/{service}"
+    lock = ROOT / lock_dir / f"requirements{'-' + variant if variant else ''}.txt"
+    assert lock.exists(), f"{image}: no {lock.relative_to(ROOT)}"
+    assert lock.with_suffix(".in").exists()
+
+
+def test_default_images_cover_every_grpc_service():
+    assert sorted(IMAGES) == sorted(GRPC_SERVICES)  # web: web/Dockerfile (see WEB_DOCKERFILE)
+
+
+@pytest.mark.parametrize("name", GRPC_SERVICES)
 def test_copied_paths_exist_and_are_not_ignored(name):
     ignored = dockerignore()
-    for word, args in instructions(dockerfile(name)):
+    code = "gateway" if name == "gateway" else f"services/{name}"
+    for word, args in instructions(DOCKERFILE):
         if word != "COPY" or args.startswith("--from"):
             continue
         *sources, _dest = [a for a in args.split() if not a.startswith("--")]
         for src in sources:
+            src = src.replace("${CODE}", code)
+            if src.startswith("out/wheelhouse/"):
+                assert "!out/wheelhouse" in ignored  # made by docker/image.sh before the build
+                continue
             matches = glob.glob(str(ROOT / src))
-            assert matches, f"{dockerfile(name)}: COPY {src} matches nothing"
+            assert matches, f"COPY {src} matches nothing"
             top = src.rstrip("/")
             assert not any(fnmatch.fnmatch(top, pat) or top.startswith(pat.rstrip("/") + "/") for pat in ignored), src
     for needed in (".venv", ".git", "out", "tests", "**/__pycache__"):
         assert needed in ignored
 
 
-def test_variants_select_their_own_lock():
-    for name in ("llm", "tts"):
-        runs = " ".join(a for w, a in instructions(dockerfile(name)) if w == "RUN")
-        assert "requirements${VARIANT:+-$VARIANT}.txt" in runs
-        assert "ARG VARIANT" in (ROOT / f"services/{name}/Dockerfile").read_text()
-    llm = (ROOT / "services/llm/Dockerfile").read_text()
-    assert 'CMAKE_ARGS="-DGGML_NATIVE=OFF"' in llm and "build-essential cmake" in llm
-    assert "--no-deps -r /src/requirements-nodeps.txt" in llm
-    # the chart's GPU values name the image variant the Dockerfile builds
+def test_gpu_values_choose_the_cuda_images():
     gpu = yaml.safe_load((CHART / "values-gpu-llm.yaml").read_text())
     variant = gpu["services"]["llm"]["image"]["variant"]
-    assert (ROOT / f"services/llm/requirements-{variant}.txt").exists()
+    assert f"llm-{variant}" in HEAVY_IMAGES and "cuda" in variant
+    assert "vllm==" in (ROOT / f"services/llm/requirements-{variant}.txt").read_text()
 
 
 def test_healthcheck_script_compiles():
@@ -155,7 +200,9 @@ def test_compose_matches_the_images_and_the_chart():
     assert set(services) == set(SERVICES)
     for name, svc in services.items():
         cfg = VALUES["services"][name]
-        assert (ROOT / svc["build"]["context"] / svc["build"]["dockerfile"]) == dockerfile(name)
+        assert svc["image"] == f"${{TALKER_REGISTRY:-localhost}}/talker-{name}:${{TALKER_TAG:-0.1.0}}"
+        if name == "web":
+            assert (ROOT / svc["build"]["context"] / svc["build"]["dockerfile"]) == WEB_DOCKERFILE
         assert svc["read_only"] is True and svc["user"] == f"{UID}:{UID}" and svc["cap_drop"] == ["ALL"]
         env = svc["environment"]
         port, port_var, metrics_var = main_port(name, cfg)

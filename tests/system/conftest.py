@@ -8,7 +8,7 @@ import time
 import grpc
 import pytest
 
-from gateway.stack import Stack
+from stack.local import Stack
 from talker.v1 import gateway_pb2_grpc
 from tests.otlp_receiver import Receiver
 

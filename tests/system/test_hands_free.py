@@ -12,7 +12,7 @@ import pytest
 
 from services.common.audio import float_to_pcm16, resample
 from talker.v1 import gateway_pb2
-from tests.spoken import CHUNK_SECONDS, RATE, concat, noise, realtime_chunks, silence, wav_to_16k
+from tests.spoken import CHUNK_SECONDS, RATE, concat, noise, realtime_chunks, silence, trimmed, wav_to_16k
 from tests.system.test_streaming import metric, wait_for
 from tests.wer import wer
 
@@ -23,7 +23,7 @@ HANDS_FREE = gateway_pb2.SessionConfig(turn_detection=gateway_pb2.TURN_DETECTION
 
 @pytest.fixture(scope="module")
 def piper(stack):
-    return lambda text: wav_to_16k(stack.speak(text))
+    return lambda text: trimmed(wav_to_16k(stack.speak(text)))
 
 
 def converse(gateway, chunks, config=HANDS_FREE):
@@ -43,7 +43,8 @@ def test_two_questions_make_two_turns(gateway, piper):
     questions = ("What is the capital of France?", "How many legs does a spider have?")
     audio = concat(silence(0.5), piper(questions[0]), silence(1.5), piper(questions[1]), silence(2.0))
     events = converse(gateway, realtime_chunks(audio))
-    transcripts = {e.turn: e.transcript.text for e in of_kind(events, "transcript")}
+    # Every turn ends with a summary (turn 1's may say it was stopped by the second question).
+    transcripts = {e.turn: e.summary.transcript for e in of_kind(events, "summary")}
     assert sorted(transcripts) == [1, 2], transcripts
     assert [wer(q, transcripts[n]) for n, q in enumerate(questions, 1)] == [0, 0], transcripts
     ends = of_kind(events, "end_of_turn")
@@ -56,7 +57,7 @@ def test_two_questions_make_two_turns(gateway, piper):
     # from the end of speech, the endpointing wait included.
     for n in (1, 2):
         kinds = [e.WhichOneof("event") for e in events if e.turn == n]
-        assert kinds.index("speech_started") < kinds.index("end_of_turn") < kinds.index("transcript")
+        assert kinds.index("speech_started") < kinds.index("end_of_turn") < kinds.index("summary")
     summary = {e.turn: e.summary for e in of_kind(events, "summary")}[2]
     assert not summary.cancelled and summary.reply
     assert 0 < summary.end_of_turn_delay_seconds <= summary.time_to_transcript_seconds < summary.turn_seconds
@@ -81,7 +82,8 @@ def test_a_48k_microphone_is_heard(gateway, piper):
     config = gateway_pb2.SessionConfig(turn_detection=gateway_pb2.TURN_DETECTION_SERVER, max_reply_tokens=8,
                                        input_sample_rate=48000)
     events = converse(gateway, realtime_chunks(audio, rate=48000), config)
-    assert [wer("Where do penguins live?", e.transcript.text) for e in of_kind(events, "transcript")] == [0]
+    heard = [e.transcript.text for e in of_kind(events, "transcript")]
+    assert len(heard) == 1 and wer("Where do penguins live?", heard[0]) <= 0.25, heard  # one word of four at most
 
 
 def test_speech_over_the_reply_stops_it_and_is_answered(stack, gateway, piper):
@@ -90,7 +92,7 @@ def test_speech_over_the_reply_stops_it_and_is_answered(stack, gateway, piper):
     question, interruption = piper("Tell me a long story about a dragon."), piper("What colour is the sky?")
     llm, animator = stack.services["llm"].metrics_url, stack.services["animator"].metrics_url
     cancelled_before = metric(llm, "talker_llm_request_success_total", finished_reason="cancelled")
-    animations_cancelled_before = metric(animator, "grpc_server_handled_total", grpc_code="CANCELLED")
+    animations_cancelled_before = metric(animator, "grpc_server_handled_total", grpc_code="Canceled")
 
     def microphone():
         yield from realtime_chunks(concat(silence(0.5), question))
@@ -99,9 +101,7 @@ def test_speech_over_the_reply_stops_it_and_is_answered(stack, gateway, piper):
         while first_reply.empty() and time.monotonic() < deadline:  # the room is quiet until the avatar speaks
             time.sleep(CHUNK_SECONDS)
             yield quiet
-        # The interruption's speech begins after the TTS's own lead-in silence.
-        onset = np.flatnonzero(np.abs(interruption) > 0.02)[0] / RATE
-        speech_began.append(time.monotonic() + onset)
+        speech_began.append(time.monotonic())
         yield from realtime_chunks(concat(interruption, silence(2.5)))
 
     def requests():
@@ -128,7 +128,7 @@ def test_speech_over_the_reply_stops_it_and_is_answered(stack, gateway, piper):
     assert wer("What colour is the sky?", second.transcript) <= 0.2, second.transcript
     assert wait_for(lambda: metric(llm, "talker_llm_request_success_total",
                                    finished_reason="cancelled") > cancelled_before)
-    assert wait_for(lambda: metric(animator, "grpc_server_handled_total", grpc_code="CANCELLED")
+    assert wait_for(lambda: metric(animator, "grpc_server_handled_total", grpc_code="Canceled")
                     > animations_cancelled_before)
     assert metric(stack.services["gateway"].metrics_url, "talker_gateway_barge_ins_total") >= 1
 
@@ -142,3 +142,26 @@ def test_end_of_turn_is_refused_in_a_hands_free_session(gateway):
     with pytest.raises(grpc.RpcError) as err:
         list(gateway.Converse(requests(), timeout=60))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "end_of_turn" in err.value.details()
+
+
+def test_talker_converse_plays_a_recording_as_a_microphone(stack, piper, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from services.common.audio import write_wav
+    from stack.process import ROOT
+
+    wav = tmp_path / "talk.wav"
+    wav.write_bytes(write_wav(concat(silence(0.3), piper("What is the capital of France?"), silence(1.5),
+                                     piper("How many legs does a spider have?")), RATE))
+    run = subprocess.run([sys.executable, "-m", "gateway.cli", "converse", "--wav", str(wav), "--json",
+                          "--max-reply-tokens", "8", "--trailing-silence", "2.5",
+                          "--target", stack.services["gateway"].target],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    turns = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [wer(q, t["transcript"]) for q, t in zip(
+        ("What is the capital of France?", "How many legs does a spider have?"), turns, strict=True)] == [0, 0]
+    assert all("end_of_turn_delay_seconds" in t and "time_to_first_frame_seconds" in t for t in turns), turns
+    assert not turns[-1]["cancelled"] and turns[-1]["end_of_turn_delay_seconds"] > 0

@@ -16,8 +16,9 @@ from pathlib import Path
 import grpc
 import pytest
 
+from services.common.segments import sentences
+from stack.process import ServiceProcess, venv_dir
 from talker.v1 import llm_pb2, llm_pb2_grpc
-from tests.service_process import VENV, ServiceProcess
 
 BACKENDS = [b for b in os.environ.get("TALKER_TEST_LLM_BACKENDS", "llamacpp").split(",") if b]
 CONTEXT = 1024
@@ -27,10 +28,12 @@ U, A = llm_pb2.ROLE_USER, llm_pb2.ROLE_ASSISTANT
 class LlmProcess(ServiceProcess):
     def __init__(self, backend: str, log: Path):
         self.backend = backend
-        env = dict(TALKER_LLM_BACKEND=backend, TALKER_LLM_CONTEXT_LENGTH=str(CONTEXT), TALKER_LLM_MAX_TOKENS="48")
+        env = dict(TALKER_GRACE_SECONDS="2", TALKER_LLM_BACKEND=backend,
+                   TALKER_LLM_CONTEXT_LENGTH=str(CONTEXT), TALKER_LLM_MAX_TOKENS="48")
         if backend == "vllm":
             env["TALKER_THREADS"] = os.environ.get("TALKER_THREADS", "2")
-        super().__init__(f"llm ({backend})", venv_name(backend), "services.llm", log, env)
+        super().__init__(f"llm ({backend})", "services.llm", log, venv=venv_name(backend), env=env)
+        self.start()
         self.stub = llm_pb2_grpc.LlmServiceStub(self.channel)
 
 
@@ -41,7 +44,7 @@ def venv_name(backend: str) -> str:
 @pytest.fixture(scope="module", params=BACKENDS)
 def llm(request, tmp_path_factory):
     backend = request.param
-    if not (VENV / venv_name(backend) / ".installed").exists():
+    if not (venv_dir() / venv_name(backend) / ".installed").exists():
         pytest.skip(f"the {backend} environment is not installed (make setup)")
     p = LlmProcess(backend, tmp_path_factory.mktemp(f"llm-{backend}") / "llm.log")
     try:
@@ -87,6 +90,16 @@ def test_stop_sequences_and_max_tokens(llm):
     assert "five" not in text.lower() and last.finish_reason == llm_pb2.FINISH_REASON_STOP, text
     _, last = ask(llm, req((U, "Tell me a long story about a dragon."), max_tokens=5, temperature=0.0))
     assert last.finish_reason == llm_pb2.FINISH_REASON_LENGTH and last.usage.completion_tokens == 5
+
+
+def test_a_long_reply_stops_at_the_sentence_budget(llm):
+    cut_before = llm.value("talker_llm_replies_cut_total")
+    text, last = ask(llm, req((U, "Tell me a long story about a dragon, with many sentences."), max_tokens=200,
+                             temperature=0.0))
+    assert last.finish_reason == llm_pb2.FINISH_REASON_STOP, text
+    assert len(sentences(text)) == 3, text  # TALKER_LLM_MAX_SENTENCES defaults to 3
+    assert re.search(r"[.!?\u2026][\"')\]]*$", text), text  # ends at a sentence end, never mid-word
+    assert llm.value("talker_llm_replies_cut_total") == cut_before + 1  # asked for more than three
 
 
 def test_cancel_mid_stream_then_the_next_request_is_served(llm):

@@ -7,9 +7,11 @@ from __future__ import annotations
 import io
 import os
 import signal
+import struct
 import threading
 import time
 import wave
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -17,8 +19,10 @@ import grpc
 import numpy as np
 import pytest
 
-from gateway.stack import STAGES, Stack
 from services.common.audio import float_to_pcm16
+from services.common.registry import STAGES
+from stack.local import Stack
+from stack.process import free_port
 from talker.v1 import (
     animator_pb2,
     animator_pb2_grpc,
@@ -72,6 +76,15 @@ def asr_audio(data: bytes):
     return asr_pb2.TranscribeRequest(audio=data)
 
 
+def faceless_png(side: int = 128) -> bytes:
+    """A flat grey PNG: a valid picture with no face in it."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    rows = b"".join(b"\0" + b"\xb4" * side for _ in range(side))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
 def user(text="Hi", role=llm_pb2.ROLE_USER):
     return llm_pb2.ChatMessage(role=role, content=text)
 
@@ -104,6 +117,9 @@ CATALOGUE = [
      C.INVALID_ARGUMENT, "config.frame_format"),
     ("ask-system-prompt", "gateway", "Ask", gateway_pb2.AskRequest(text="Hi", config=G(system_prompt="x" * 4001)),
      C.INVALID_ARGUMENT, "config.system_prompt"),
+    # A picture without a face is refused when the request is accepted, before the LLM runs.
+    ("ask-faceless-avatar", "gateway", "Ask", gateway_pb2.AskRequest(text="Hi", config=G(avatar_image=faceless_png())),
+     C.INVALID_ARGUMENT, "config.avatar_image: no face found"),
     ("ask-message-too-big", "gateway", "Ask",
      gateway_pb2.AskRequest(text="Hi", config=G(avatar_image=b"\0" * (9 << 20))),
      C.RESOURCE_EXHAUSTED, "larger than max"),
@@ -117,6 +133,8 @@ CATALOGUE = [
      "audio: PCM16"),
     ("converse-eot-no-audio", "gateway", "Converse", [MSG(config=G()), MSG(end_of_turn=gateway_pb2.EndOfTurn())],
      C.INVALID_ARGUMENT, "end_of_turn"),
+    ("converse-faceless-avatar", "gateway", "Converse", [MSG(config=G(avatar_image=faceless_png())), MSG(text="Hi")],
+     C.INVALID_ARGUMENT, "config.avatar_image: no face found"),
     ("converse-empty-msg", "gateway", "Converse", [MSG(config=G()), MSG()], C.INVALID_ARGUMENT, "request: no field"),
     ("converse-control-char", "gateway", "Converse", [MSG(config=G()), MSG(text="\x07")], C.INVALID_ARGUMENT,
      "text: contains the control character U+0007"),
@@ -345,13 +363,6 @@ def test_a_killed_stage_fails_the_turn_fast_naming_it_and_the_next_turn_works_af
     assert events[-1].WhichOneof("event") == "summary"
     assert events[-1].summary.frames > 0
 
-
-
-def free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def health_of(port: int, service: str) -> str:

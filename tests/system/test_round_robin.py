@@ -10,7 +10,8 @@ import grpc
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.stack import STAGES, Stack
+from services.common.registry import STAGES
+from stack.local import Stack
 from talker.v1 import gateway_pb2, gateway_pb2_grpc
 from tests.system.conftest import PORT_OFFSET
 

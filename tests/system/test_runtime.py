@@ -11,8 +11,8 @@ import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from services.common.registry import SERVICES, STAGES
+from stack.process import metric_sum
 from talker.v1 import gateway_pb2
-from tests.service_process import metric_sum
 
 # The gRPC services (the web page serves HTTP: tests/web).
 EXPECTED_SERVICES = {name: s.grpc_service for name, s in SERVICES.items() if s.grpc_port}

@@ -11,7 +11,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway.client import ClientSecurity
-from gateway.stack import SERVICES, Stack
+from stack.local import Stack
 from talker.v1 import gateway_pb2, gateway_pb2_grpc, tts_pb2, tts_pb2_grpc
 from tests.system.conftest import PORT_OFFSET
 
@@ -98,7 +98,7 @@ def test_a_turn_works_end_to_end_over_mutual_tls(tls_stack, keys):
     assert {"reply_text", "audio", "frame", "summary"} <= kinds, kinds
     assert events[-1].summary.frames > 0
     # every service said it serves mutual TLS
-    for name in SERVICES:
+    for name in tls_stack.services:
         assert "gRPC (mutual TLS)" in tls_stack.services[name].log_file.read_text()
 
 

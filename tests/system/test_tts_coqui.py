@@ -22,14 +22,14 @@ import grpc
 import numpy as np
 import pytest
 
+from stack.process import ROOT, ServiceProcess, venv_dir
 from talker.v1 import tts_pb2, tts_pb2_grpc
-from tests.service_process import ROOT, VENV, ServiceProcess
 
 if os.environ.get("TALKER_TEST_TTS_COQUI") != "1":
     pytest.skip("the Coqui backend's tests run in `make test-tts-coqui` (TALKER_TEST_TTS_COQUI=1)",
                 allow_module_level=True)
 
-PYTHON = VENV / "tts-coqui" / "bin" / "python"
+PYTHON = venv_dir() / "tts-coqui" / "bin" / "python"
 RATE = 16000
 LONG = ("When the morning fog finally lifted over the harbour, the fishermen, who had waited since dawn, "
         "pushed their boats into the water, and for the first time in weeks the whole village seemed to "
@@ -50,9 +50,11 @@ def model_dir(tmp_path_factory):
 
 class Service(ServiceProcess):
     def __init__(self, model_dir: Path, log: Path, **extra: str):
-        env = dict(TALKER_TTS_BACKEND="coqui", TALKER_TTS_MODEL_PATH=str(model_dir / "model.pth"),
+        env = dict(TALKER_GRACE_SECONDS="2", TALKER_TTS_BACKEND="coqui",
+                   TALKER_TTS_MODEL_PATH=str(model_dir / "model.pth"),
                    TALKER_TTS_CONFIG_PATH=str(model_dir / "config.json"), TALKER_TTS_DEVICE="cpu")
-        super().__init__("tts (coqui)", "tts-coqui", "services.tts", log, {**env, **extra})
+        super().__init__("tts (coqui)", "services.tts", log, venv="tts-coqui", env={**env, **extra})
+        self.start()
         self.stub = tts_pb2_grpc.TtsServiceStub(self.channel)
 
 

@@ -10,10 +10,10 @@ import grpc
 import numpy as np
 import pytest
 
-from gateway.stack import Stack
 from services.common.audio import rms
+from stack.local import Stack
+from stack.process import metric_sum
 from talker.v1 import asr_pb2, asr_pb2_grpc, tts_pb2, tts_pb2_grpc
-from tests.service_process import metric_sum
 from tests.system.conftest import PORT_OFFSET
 from tests.wer import wer, words
 
@@ -97,6 +97,28 @@ def test_round_trip_through_asr_word_error_rate(tts, channel_to):
     total = errors / ref_words
     print("\n".join(report), f"\nWER over {ref_words} words: {total:.3f}")
     assert total <= 0.15, "\n".join(report)
+
+
+def test_phoneme_timings_cover_the_audio_and_name_its_sounds(tts):
+    """Piper's alignment comes with the audio: every chunk carries the phonemes that start in
+    it, they tile the audio end to end, and they are the sounds of the text (IPA)."""
+    chunks = list(tts.Synthesize(tts_pb2.SynthesizeRequest(text="Bob made my map."), timeout=60))
+    rate = chunks[0].audio.sample_rate
+    spoken, at = [], 0.0
+    for c in chunks:
+        n = len(c.audio.pcm) // 2
+        for p in c.phonemes:
+            assert 0.0 <= p.start_seconds < n / rate + 1e-6 or c is chunks[-1]
+            assert p.duration_seconds >= 0.0
+            spoken.append((p.phoneme, at + p.start_seconds, p.duration_seconds))
+        at += n / rate
+    starts = np.array([s for _, s, _ in spoken])
+    ends = starts + np.array([d for _, _, d in spoken])
+    assert abs(starts[0]) < 1e-6 and abs(ends[-1] - at) < 0.02          # from the first sample to the last
+    assert np.allclose(starts[1:], ends[:-1], atol=1e-4)                   # end to end, no gaps
+    symbols = "".join(p for p, _, _ in spoken)
+    assert symbols[0] == "^" and symbols[-1] == "$"
+    assert symbols.count("b") == 2 and symbols.count("m") == 3 and "p" in symbols, symbols
 
 
 def test_speaking_rate_changes_the_length(tts):

@@ -6,6 +6,9 @@ Runs in the animator environment (mediapipe, openfacefx, av):
 
 from __future__ import annotations
 
+import itertools
+
+import cv2
 import numpy as np
 import pytest
 
@@ -13,7 +16,8 @@ from services.animator.avatar import AvatarPreparer
 from services.animator.config import DEFAULT_PORTRAIT
 from services.animator.idle import Idle, blink_curve
 from services.animator.mesh import MeshWarpRenderer
-from services.animator.render import FrameState, Renderer, make_renderer
+from services.animator.render import FrameState, Renderer
+from services.animator.renderers import make_renderer
 from services.animator.visemes import MouthTracker, TextAligner, spectral_shape
 
 RATE = 16000
@@ -88,6 +92,30 @@ def test_head_sway_is_a_pixel_or_two_and_can_be_switched_off():
     assert Idle(512, blinks=False).blink(10.0) == 0.0
 
 
+def test_the_head_nods_on_stressed_syllables_and_calms_while_listening():
+    def run(seed, stressed_at=(), speaking=True):
+        idle = Idle(512, seed=seed)
+        out = []
+        for t in np.arange(0, 12, 0.04):
+            stress = 1.0 if any(s <= t < s + 0.1 for s in stressed_at) else 0.0
+            out.append(idle.state(float(t), speaking=speaking, stress=stress).head)
+        return np.array(out)
+
+    still = run(5)
+    nodding = run(5, stressed_at=(1.0, 1.3, 3.0))        # 1.3 is too soon after 1.0: no second nod
+    dy = nodding[:, 1] - still[:, 1]
+    t = np.arange(0, 12, 0.04)
+    assert dy.max() > 1.5 and dy.min() >= 0.0           # down a couple of px, never up
+    nods = t[1:][(dy[1:] > 0.01) & (dy[:-1] <= 0.01)]
+    assert np.allclose(nods, [1.04, 3.04], atol=0.05)
+    assert np.array_equal(run(5, (1.0,)), run(5, (1.0,)))   # the same seed, the same motion
+    idle = Idle(512, seed=5)
+    brows = [idle.state(float(x), speaking=True, stress=float(1.0 <= x < 1.1)).brows for x in t]
+    assert max(brows) > 0.9 and brows[0] == 0.0 and brows[-1] == 0.0   # the brows rise with the nod
+    listening = run(5, speaking=False)
+    assert np.abs(listening[50:, 0]).max() < 0.7 * np.abs(still[50:, 0]).max()
+
+
 # -- mesh warp ----------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -143,6 +171,29 @@ def test_opening_paints_a_dark_cavity_and_rounding_narrows_it(mesh, avatar):
     assert w_round < w_open < w_wide
 
 
+def test_tongue_tip_shows_behind_the_upper_teeth(mesh, avatar):
+    lm = avatar.landmarks
+    mouth = (slice(int(lm[13, 1]), int(lm[17, 1])), slice(int(lm[78, 0]), int(lm[308, 0])))
+    plain = frame(mesh, openness=0.6)[mouth]
+    tip = frame(mesh, openness=0.6, tongue=1.0)[mouth]
+    changed = np.abs(tip - plain).max(axis=2) > 8
+    assert changed.sum() > 30
+    # Redder (BGR): tongue, not teeth or the dark cavity.
+    assert (tip[changed][:, 2] - tip[changed][:, 0]).mean() > (plain[changed][:, 2] - plain[changed][:, 0]).mean() + 20
+
+
+def test_brows_rise_and_nothing_below_the_eyes_moves(mesh, avatar):
+    lm = avatar.landmarks
+    out = frame(mesh, brows=1.0)
+    changed = np.abs(out - avatar.image).max(axis=2) > 0
+    assert changed[:int(lm[159, 1])].any()
+    assert not changed[int(lm[145, 1]) + 6:].any()             # nothing below the lower lids
+    # Each brow point goes up a few px.
+    _, m = mesh
+    lift = m.bases["brows"][[55, 65, 52, 53, 46, 285, 295, 282, 283, 276]]
+    assert np.all((lift[:, 1] < -1.5) & (lift[:, 1] > -6.0)), lift
+
+
 def test_press_closes_the_lips(mesh, avatar):
     lm = avatar.landmarks
     gap = (slice(int(lm[13, 1]) + 1, int(lm[14, 1])), slice(int(lm[82, 0]), int(lm[312, 0])))
@@ -158,6 +209,62 @@ def test_blink_closes_the_eyes_and_nothing_below(mesh, avatar):
     assert not changed[int(lm[2, 1]):].any()
     eye = (slice(int(lm[159, 1]) - 3, int(lm[145, 1]) + 3), slice(int(lm[33, 0]), int(lm[133, 0])))
     assert (out[eye].max(axis=2) < 90).sum() < 0.6 * (avatar.image[eye].max(axis=2) < 90).sum()
+
+
+def _on_canvas(img: np.ndarray, side: int, x: int, y: int) -> np.ndarray:
+    canvas = np.full((720, 960, 3), 200, np.uint8)
+    canvas[y:y + side, x:x + side] = cv2.resize(img, (side, side), interpolation=cv2.INTER_AREA)
+    return canvas
+
+
+def variant(name: str) -> np.ndarray:
+    """The default portrait as users bring others: off-centre and small on a big canvas, large,
+    tilted, mirrored, dim."""
+    img = cv2.imread(DEFAULT_PORTRAIT)
+    h, w = img.shape[:2]
+    return {
+        "default": lambda: img,
+        "off-centre": lambda: _on_canvas(img, 256, 640, 40),
+        "small": lambda: _on_canvas(img, 200, 20, 500),
+        "large": lambda: cv2.resize(img, (2048, 2048), interpolation=cv2.INTER_CUBIC),
+        "tilted": lambda: cv2.warpAffine(img, cv2.getRotationMatrix2D((w / 2, h / 2), 15, 1.0), (w, h),
+                                         borderMode=cv2.BORDER_REPLICATE),
+        "mirrored": lambda: np.ascontiguousarray(img[:, ::-1]),
+        "dim": lambda: (img.astype(np.float32) * 0.35).astype(np.uint8),
+    }[name]()
+
+
+VARIANTS = ("default", "off-centre", "small", "large", "tilted", "mirrored", "dim")
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_any_portrait_variant_is_found_and_centred(preparer, name):
+    avatar = preparer.prepare(cv2.imencode(".png", variant(name))[1].tobytes())
+    nose = avatar.landmarks[1]
+    assert avatar.image.shape == (512, 512, 3)
+    assert 150 < nose[0] < 362 and 120 < nose[1] < 362, nose      # the face is in the middle of the crop
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_no_mesh_triangle_ever_folds(preparer, name):
+    """Every triangle keeps its orientation under any mix of the shapes (a fold would show as a
+    tear or a mirrored patch of skin), sampled over the whole range of each."""
+    avatar = preparer.prepare(cv2.imencode(".png", variant(name))[1].tobytes())
+    m = MeshWarpRenderer(0.3).prepare(avatar)
+    a, b, c = (m.triangles[:, k] for k in range(3))
+
+    def area(pts):
+        d1, d2 = pts[b] - pts[a], pts[c] - pts[a]
+        return 0.5 * (d1[:, 0] * d2[:, 1] - d1[:, 1] * d2[:, 0])
+
+    sign = np.sign(area(m.points))
+    worst = np.inf
+    for op, wd, pr, bl, br in itertools.product(np.linspace(0, 1, 5), np.linspace(-1, 1, 5), (0, 0.5, 1),
+                                                (0, 0.5, 1), (0, 1)):
+        coef = {"open": op, "wide": max(wd, 0.0), "round": max(-wd, 0.0), "press": pr, "blink": bl, "brows": br}
+        disp = sum(k * m.bases[name] for name, k in coef.items())
+        worst = min(worst, float((sign * area(m.points + disp)).min()))
+    assert worst >= 0.0, f"a triangle folds over (signed area {worst:.4f} px²)"
 
 
 def test_head_sway_moves_the_head_not_the_background(mesh, avatar):

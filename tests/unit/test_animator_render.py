@@ -84,14 +84,6 @@ def test_audio_window_pads_and_forgets():
 # -- avatar preparation -------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def preparer():
-    p = AvatarPreparer(size=512, crop_scale=2.8, max_bytes=20 << 20, max_side=4096, min_face_px=64)
-    p.load()
-    yield p
-    p.close()
-
-
-@pytest.fixture(scope="module")
 def portrait_bytes() -> bytes:
     with open(DEFAULT_PORTRAIT, "rb") as f:
         return f.read()

@@ -1,6 +1,7 @@
 from services.common import buckets
 
-FAMILIES = ["GRPC", "FIRST_OUTPUT", "INTER_TOKEN", "STAGE", "FRAME", "TURN", "RTF", "TOKENS", "LOAD", "ENDPOINTING"]
+FAMILIES = ["GRPC", "FIRST_OUTPUT", "INTER_TOKEN", "STAGE", "FRAME", "TURN", "RTF", "TOKENS", "LOAD",
+            "ENDPOINTING", "SENTENCES"]
 
 
 def test_families_are_sorted_and_cover_their_range():
@@ -8,6 +9,7 @@ def test_families_are_sorted_and_cover_their_range():
         "GRPC": (0.001, 60), "FIRST_OUTPUT": (0.005, 10), "INTER_TOKEN": (0.001, 1), "STAGE": (0.01, 60),
         "FRAME": (0.0005, 0.2), "TURN": (0.25, 120), "RTF": (0.005, 5), "TOKENS": (1, 8192), "LOAD": (0.01, 300),
         "ENDPOINTING": (0.05, 5),
+        "SENTENCES": (1, 20),
     }
     for name in FAMILIES:
         b = getattr(buckets, name)

@@ -4,7 +4,8 @@ from services.asr.config import AsrConfig
 from services.asr.endpointing import SEMANTIC, SILENCE_CAP, STREAM_END, Check, Ended, Endpointer, Started
 
 FRAME = 0.032
-CONFIG = AsrConfig(speech_start_seconds=0.2, pause_seconds=0.2, silence_cap_seconds=1.0, completion_threshold=0.7)
+CONFIG = AsrConfig(speech_start_seconds=0.2, pause_seconds=0.2, silence_cap_seconds=1.0, completion_threshold=0.7,
+                   sure_threshold=0.9, late_pause_seconds=0.5)
 
 
 def feed(ep: Endpointer, probability: float, seconds: float) -> list:
@@ -29,8 +30,8 @@ def test_complete_utterance_ends_at_the_pause():
     feed(ep, 0.9, 1.0)
     events = feed(ep, 0.0, 0.2)
     assert events == [Check(speech_end=31)]
-    ended = ep.verdict(0.9)
-    assert ended == Ended(SEMANTIC, start=0, speech_end=31, decided_at=37, probability=0.9)
+    ended = ep.verdict(0.95)
+    assert ended == Ended(SEMANTIC, start=0, speech_end=31, decided_at=37, probability=0.95)
     assert not ep.speaking
 
 
@@ -83,3 +84,17 @@ def test_a_transcript_cut_off_at_a_pause_reads_unfinished():
     assert not unfinished("What is the capital of France?")
     assert not unfinished("France.")
     assert not unfinished("Je voudrais savoir la capitale de la", language="fr")  # the word list is English
+
+
+def test_a_likely_complete_utterance_ends_after_the_late_pause_unless_speech_resumes():
+    ep = Endpointer(CONFIG, FRAME)
+    feed(ep, 0.9, 1.0)
+    feed(ep, 0.0, 0.2)
+    assert ep.verdict(0.8) is None
+    events = feed(ep, 0.0, 0.4)
+    assert [(e.reason, e.decided_at - e.speech_end, e.probability) for e in events] == [(SEMANTIC, 16, 0.8)]
+    # The same verdict, then the user goes on: no end at the late pause.
+    feed(ep, 0.9, 1.0)
+    feed(ep, 0.0, 0.2)
+    ep.verdict(0.8)
+    assert feed(ep, 0.0, 0.1) + feed(ep, 0.9, 0.3) + feed(ep, 0.0, 0.15) == []

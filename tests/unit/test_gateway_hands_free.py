@@ -34,14 +34,20 @@ def script(pause_text: str, final_text: str, **kw) -> Script:
                           END: [turn_end(final_text)]}, **kw)
 
 
+async def spoken_turn(stub) -> list[gateway_pb2.ConverseResponse]:
+    """A hands-free session in which the user speaks, pauses and ends one turn; its events."""
+    client = Client(stub, HANDS_FREE)
+    for chunk in (SPEECH, PAUSE, END):
+        client.send(audio=chunk)
+    events = await client.until(is_summary(1))
+    client.close()
+    return events
+
+
 def test_a_turn_found_by_the_asr_keeps_the_llm_call_started_at_the_pause():
     async def main():
         async with gateway(script("What is the weather like?", "What is the weather like?")) as (stub, record, reg):
-            client = Client(stub, HANDS_FREE)
-            for chunk in (SPEECH, PAUSE, END):
-                client.send(audio=chunk)
-            events = await client.until(is_summary(1))
-            client.close()
+            events = await spoken_turn(stub)
             assert kinds(events)[:3] == ["speech_started", "partial_transcript", "partial_transcript"]
             assert kinds(events).index("end_of_turn") < kinds(events).index("transcript")
             end = next(e.end_of_turn for e in events if e.WhichOneof("event") == "end_of_turn")
@@ -59,11 +65,7 @@ def test_a_turn_found_by_the_asr_keeps_the_llm_call_started_at_the_pause():
 def test_a_final_transcript_unlike_the_pause_discards_the_early_llm_call():
     async def main():
         async with gateway(script("What is the", "What is the weather like?")) as (stub, record, reg):
-            client = Client(stub, HANDS_FREE)
-            for chunk in (SPEECH, PAUSE, END):
-                client.send(audio=chunk)
-            events = await client.until(is_summary(1))
-            client.close()
+            events = await spoken_turn(stub)
             assert events[-1].summary.transcript == "What is the weather like?"
             # The turn asked the LLM again, on the final transcript (the early call may have been cancelled
             # before the fake saw it).

@@ -207,6 +207,8 @@ def test_deadline_names_the_stage_the_turn_was_waiting_on(stage):
     error = events[-1].error
     assert error.stage == stage and error.code == common_pb2.ERROR_CODE_DEADLINE_EXCEEDED, error
     assert metric(registry, "talker_gateway_turns_total", status="error") == 1
+    # The failed turn counts against the stage it waited on (what the availability SLO reads).
+    assert metric(registry, "talker_gateway_turn_errors_total", stage=stage, code="DEADLINE_EXCEEDED") == 1
 
 
 def test_ask_deadline_is_a_status_naming_the_stage():
@@ -240,6 +242,14 @@ def test_a_stage_error_mid_turn_ends_the_turn_not_the_session():
     assert "the voice went away" in error.message
     assert second[-1].WhichOneof("event") == "summary"
     assert metric(registry, "talker_gateway_stage_errors_total", stage="tts", code="UNAVAILABLE") == 1
+    assert metric(registry, "talker_gateway_turn_errors_total", stage="tts", code="UNAVAILABLE") == 1
+    # Every other stage and server-side code is exported at zero, not missing: rules read 0, not no data.
+    for stage in STAGES:
+        for code in ("UNAVAILABLE", "INTERNAL", "UNKNOWN", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED"):
+            assert registry.get_sample_value("talker_gateway_stage_errors_total",
+                                             {"stage": stage, "code": code}) is not None
+            assert registry.get_sample_value("talker_gateway_turn_errors_total",
+                                             {"stage": stage, "code": code}) is not None
 
 
 @pytest.mark.parametrize(("messages", "code", "text"), [

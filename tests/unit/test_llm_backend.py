@@ -90,3 +90,8 @@ def test_config_backends_and_limits():
         LlmConfig(max_tokens=4096, context_length=2048)
     with pytest.raises(ConfigError, match="TALKER_LLM_GPU_MEMORY_UTILIZATION"):
         LlmConfig(gpu_memory_utilization=1.5)
+    with pytest.raises(ConfigError, match="TALKER_LLM_REPETITION_PENALTY"):
+        from_env(LlmConfig, "TALKER_LLM_", env={"TALKER_LLM_REPETITION_PENALTY": "0.5"})
+    with pytest.raises(ConfigError, match="TALKER_LLM_MAX_SENTENCES"):
+        LlmConfig(max_sentences=-1)
+    assert from_env(LlmConfig, "TALKER_LLM_", env={"TALKER_LLM_MAX_SENTENCES": "0"}).max_sentences == 0

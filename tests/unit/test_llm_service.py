@@ -143,3 +143,21 @@ def test_busy_backend_is_resource_exhausted():
     with pytest.raises(ResourceExhausted):
         collect(servicer, request((U, "Hi")))
     assert sample(metrics, "talker_llm_request_success_total", finished_reason="error") == 0
+
+
+def test_sentence_budget_stops_the_reply_at_a_sentence_end_and_counts():
+    pieces = ("One", " is", " first.", " Two", " next.", " Three", " is", " cut", ".")
+    servicer, backend, metrics = make(LlmConfig(max_sentences=2), pieces=pieces)
+    out = collect(servicer, request((U, "Count")))
+    assert "".join(r.text for r in out) == "One is first. Two next."
+    assert out[-1].finish_reason == llm_pb2.FINISH_REASON_STOP
+    assert backend.closed == 1 and backend.sampling.repetition_penalty == LlmConfig().repetition_penalty
+    assert sample(metrics, "talker_llm_replies_cut_total") == 1
+    assert sample(metrics, "talker_llm_reply_sentences_sum") == 2
+
+
+def test_a_looping_reply_is_counted_as_repetitive():
+    servicer, _, metrics = make(pieces=("I like the sea.", " I like the sea", " very much."))
+    collect(servicer, request((U, "Hi")))
+    assert sample(metrics, "talker_llm_replies_repetitive_total") == 1
+    assert sample(metrics, "talker_llm_replies_cut_total") == 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import shutil
-import socket
 import ssl
 import subprocess
 import urllib.error
@@ -15,12 +14,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from services.common.config import ConfigError, ServerConfig
 from services.common.metrics_server import read_users, start
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from stack.process import free_port
 
 
 @pytest.fixture

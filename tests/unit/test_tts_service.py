@@ -13,7 +13,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from services.common.errors import ErrorInterceptor
-from services.tts.backend import StopFlag, TtsBackend, Voice
+from services.tts.backend import Spoken, StopFlag, TtsBackend, Voice, chunk_phonemes, phoneme_starts
 from services.tts.config import TtsConfig
 from services.tts.service import TtsMetrics, TtsServiceServicer
 from talker.v1 import tts_pb2, tts_pb2_grpc
@@ -165,3 +165,19 @@ def test_synthesis_cancel_from_the_interface():
     assert cancelled and len(got) <= 4
     assert len(backend.started) <= 4
     assert threading.active_count() < 10
+
+
+def test_phoneme_timings_go_with_the_chunk_they_start_in():
+    """A backend's (phoneme, samples) alignment is cut with the audio: each chunk carries the
+    phonemes that start in it, timed from its own first sample."""
+    spoken = Spoken(np.zeros(1000, np.float32), (("^", 100), ("m", 250), ("a", 600), ("$", 50)))
+    timings = phoneme_starts(spoken.phonemes)
+    assert [t[1] for t in timings] == [0, 100, 350, 950]
+    chunks = [chunk_phonemes(timings, first, 400, 1000, last=first + 400 >= 1000) for first in (0, 400, 800)]
+    assert chunks[0] == (("^", 0.0, 0.1), ("m", 0.1, 0.25), ("a", 0.35, 0.6))
+    assert chunks[1] == ()
+    assert chunks[2] == (("$", 0.15, 0.05),)
+    # Rounding that puts a phoneme past the audio's end: the last chunk still takes it.
+    late = phoneme_starts((("a", 1000), ("$", 20)))
+    assert chunk_phonemes(late, 800, 200, 1000, last=True) == (("$", 0.2, 0.02),)
+    assert chunk_phonemes(late, 800, 200, 1000, last=False) == ()

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.service_process import ROOT, VENV, free_port
+from stack.process import ROOT, free_port, venv_dir
 from tests.system.conftest import otlp, stack  # noqa: F401 - the shared stack fixtures
 from tests.web.chromium import chromium, close, join_wavs, with_silence
 
@@ -36,7 +36,7 @@ class WebService:
         full.update(env)
         self.log = log
         with open(log, "wb") as out:
-            self.proc = subprocess.Popen([str(VENV / "web" / "bin" / "python"), "-m", "web"], cwd=ROOT, env=full,
+            self.proc = subprocess.Popen([str(venv_dir() / "web" / "bin" / "python"), "-m", "web"], cwd=ROOT, env=full,
                                          stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while True:

@@ -8,7 +8,7 @@ import urllib.request
 import pytest
 from selenium.webdriver.common.by import By
 
-from tests.service_process import metric_sum
+from stack.process import metric_sum
 from tests.web.conftest import MOUTH, QUESTION, ROOT, picture_change, wait_for
 from tests.wer import wer
 

@@ -107,7 +107,11 @@ what the defaults switch on.) Call with (dict "base" map "over" map); returns JS
 {{- if .cfg.image.variant -}}
 {{- $tag = printf "%s-%s" $tag .cfg.image.variant -}}
 {{- end -}}
+{{- if .cfg.image.digest -}}
+{{- printf "%s@%s" $repo .cfg.image.digest -}}
+{{- else -}}
 {{- printf "%s:%s" $repo $tag -}}
+{{- end -}}
 {{- end -}}
 
 {{/* The gRPC target of a stage for the gateway: dns:///<service>[.<ns>.svc.<domain>]:<port>. */}}
