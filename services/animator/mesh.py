@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from services.animator.avatar import Avatar
-from services.animator.render import FrameState, Renderer, _smoothstep
+from services.animator.render import FrameState, Renderer, _smoothstep, mouth_axes
 
 # mediapipe face-mesh indices.
 UPPER_INNER = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308)
@@ -132,15 +132,7 @@ class MeshWarpRenderer(Renderer):
         img = avatar.image
         h, w = img.shape[:2]
         lm = np.clip(avatar.landmarks[:MESH_POINTS].astype(np.float64), 0, [w - 1, h - 1])
-        left, right = lm[MOUTH_LEFT], lm[MOUTH_RIGHT]
-        width = float(np.linalg.norm(right - left))
-        if width < 4.0:
-            raise ValueError("mouth landmarks are degenerate")
-        u = (right - left) / width
-        v = np.array([-u[1], u[0]])
-        origin = (left + right) / 2
-        if np.dot(lm[CHIN] - origin, v) < 0:
-            v = -v
+        width, u, v, origin = mouth_axes(lm)
 
         # Teeth line: just above the lower inner lip, where the portrait shows a gap.
         ls, lt = (lm - origin) @ u, (lm - origin) @ v

@@ -65,6 +65,21 @@ class Renderer(abc.ABC):
         """One frame, BGR uint8 (height, width, 3)."""
 
 
+def mouth_axes(lm: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+    """The mouth's frame from the landmarks: its width, the unit vector from the left corner to the
+    right (u), the one pointing down towards the chin (v), and the corners' midpoint."""
+    left, right = lm[MOUTH_LEFT], lm[MOUTH_RIGHT]
+    width = float(np.linalg.norm(right - left))
+    if width < 4.0:
+        raise ValueError("mouth landmarks are degenerate")
+    u = (right - left) / width
+    v = np.array([-u[1], u[0]])
+    origin = (left + right) / 2
+    if np.dot(lm[CHIN] - origin, v) < 0:  # upside-down portrait: point "down" at the chin
+        v = -v
+    return width, u, v, origin
+
+
 def _smoothstep(e0, e1, x):
     t = np.clip((x - e0) / np.maximum(e1 - e0, 1e-6), 0.0, 1.0)
     return t * t * (3.0 - 2.0 * t)
@@ -114,15 +129,7 @@ class MouthWarpRenderer(Renderer):
         img = avatar.image
         h, w = img.shape[:2]
 
-        left, right = lm[MOUTH_LEFT], lm[MOUTH_RIGHT]
-        width = float(np.linalg.norm(right - left))
-        if width < 4.0:
-            raise ValueError("mouth landmarks are degenerate")
-        u = (right - left) / width
-        v = np.array([-u[1], u[0]])
-        origin = (left + right) / 2
-        if np.dot(lm[CHIN] - origin, v) < 0:  # upside-down portrait: point "down" at the chin
-            v = -v
+        width, u, v, origin = mouth_axes(lm)
         rel = lm - origin
         ls, lt = rel @ u, rel @ v
 
