@@ -46,7 +46,8 @@ def test_two_questions_make_two_turns(gateway, piper):
     # Every turn ends with a summary (turn 1's may say it was stopped by the second question).
     transcripts = {e.turn: e.summary.transcript for e in of_kind(events, "summary")}
     assert sorted(transcripts) == [1, 2], transcripts
-    assert [wer(q, transcripts[n]) for n, q in enumerate(questions, 1)] == [0, 0], transcripts
+    # each heard right within one misheard word (Piper's voice varies per run)
+    assert all(wer(q, transcripts[n]) <= 0.2 for n, q in enumerate(questions, 1)), transcripts
     ends = of_kind(events, "end_of_turn")
     assert [e.turn for e in ends] == [1, 2]
     assert all(e.end_of_turn.reason in (gateway_pb2.END_OF_TURN_REASON_SEMANTIC,
