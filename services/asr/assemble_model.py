@@ -53,6 +53,8 @@ def assemble(out: str) -> str:
         for name in SMALL_FILES:
             with part_path(1, name).open("rb") as src, open(os.path.join(tmp, name), "wb") as dst:
                 shutil.copyfileobj(src, dst)
+        # mkdtemp makes the directory owner-only; the service may run as another user (the images do).
+        os.chmod(tmp, 0o755)
         shutil.rmtree(out, ignore_errors=True)
         os.replace(tmp, out)
     finally:
