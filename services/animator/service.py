@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import time
 
@@ -12,7 +13,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 from services.animator.avatar import LANDMARKS, avatar_id
 from services.animator.backend import MODEL, AnimatorBackend, PreparedAvatar
 from services.animator.config import AnimatorConfig
-from services.animator.idle import Idle
+from services.animator.idle import Idle, IdleState
 from services.animator.render import FrameState
 from services.animator.visemes import AudioWindow, MouthTracker
 from services.common import buckets, tracing
@@ -55,6 +56,13 @@ class AnimatorMetrics:
                                      registry=r)
         self.active_streams = Gauge("talker_animator_active_streams", "Animate streams in progress.",
                                     registry=r)
+        self.idle_streams = Gauge("talker_animator_idle_streams", "Idle streams open (a listening face).",
+                                  registry=r)
+        self.idle_frames = Counter("talker_animator_idle_frames_total", "Idle frames sent.", ["format"],
+                                   registry=r)
+        self.idle_skipped = Counter("talker_animator_idle_frames_skipped_total",
+                                    "Idle frames skipped to stay in real time (rendering fell behind).",
+                                    registry=r)
 
 
 class _Stream:
@@ -62,7 +70,7 @@ class _Stream:
 
     def __init__(self, backend: AnimatorBackend, entry: PreparedAvatar, fps: int, rate: int, fmt: int,
                  quality: int, lookahead: int, gate_dbfs: float, full_dbfs: float, idle: Idle,
-                 visemes: bool = True):
+                 visemes: bool = True, clock_offset: float = 0.0):
         self.backend = backend
         self.entry = entry
         self.fps = fps
@@ -74,6 +82,7 @@ class _Stream:
         self.mouth = MouthTracker(rate, fps, gate_dbfs, full_dbfs, use_text=visemes)
         self.tracker = self.mouth.open
         self.idle = idle
+        self.clock_offset = clock_offset   # where frame 0 falls on the idle motion's clock
         self.next_index = 0
 
     def ready(self, final: bool) -> int:
@@ -94,7 +103,8 @@ class _Stream:
             window = self.tracker.window(self.audio, i)
             shape = self.mouth.step(i, window)
             pts = i / self.fps
-            idle = self.idle.state(pts, speaking=shape.openness > 0.05 or shape.press > 0.5, stress=shape.stress)
+            idle = motion(self.idle, self.entry.avatar.width, self.clock_offset + pts,
+                          speaking=shape.openness > 0.05 or shape.press > 0.5, stress=shape.stress)
             state = FrameState(index=i, pts=pts, openness=shape.openness, audio=window, width=shape.width,
                                press=shape.press, tongue=shape.tongue, blink=idle.blink, head=idle.head,
                                brows=idle.brows)
@@ -105,7 +115,31 @@ class _Stream:
         return out
 
 
+BREATH_S = 4.5      # one breath
+BREATH_PX = 0.6     # the head's rise with it, at 512 px
+
+
+def motion(idle: Idle, size: int, t: float, speaking: bool = False, stress: float = 0.0) -> IdleState:
+    """The idle layer at ``t`` on the motion clock, with breathing: a slow rise and fall of the head
+    (``size``: the portrait's width, px)."""
+    state = idle.state(t, speaking=speaking, stress=stress)
+    if not idle.head_motion:
+        return state
+    dx, dy, roll = state.head
+    breath = BREATH_PX * size / 512.0 * math.sin(2 * math.pi * t / BREATH_S)
+    return dataclasses.replace(state, head=(dx, dy - breath, roll))
+
+
+def idle_frame(backend: AnimatorBackend, entry: PreparedAvatar, idle: Idle, index: int, pts: float, fmt: int,
+               quality: int) -> tuple[common_pb2.Frame, float]:
+    """One listening frame at ``pts`` on the motion clock, blocking."""
+    state = motion(idle, entry.avatar.width, pts)
+    return backend.frame(entry, FrameState(index=index, pts=pts, openness=0.0, blink=state.blink,
+                                           head=state.head, brows=state.brows), fmt, quality)
+
+
 _MAX_PHONEMES = 4096   # per segment: a minute of speech is ~800
+_MAX_CLOCK_S = 7 * 86400.0   # a client's motion clock: a week-long session
 
 
 def _phoneme_timings(phonemes) -> list[tuple[str, float, float]]:
@@ -154,11 +188,20 @@ class AnimatorServiceServicer(animator_pb2_grpc.AnimatorServiceServicer):
                                                    landmarks=int(a.landmarks.shape[0]), cached=cached)
 
     async def _open(self, cfg: animator_pb2.AnimateConfig) -> _Stream:
+        SAMPLE_RATE.check("config.sample_rate", cfg.sample_rate, " Hz", " (it is required)")
+        entry, fps, fmt, quality, idle = await self._settings(cfg)
+        c = self.config
+        return _Stream(self.backend, entry, fps, cfg.sample_rate, fmt, quality, c.lookahead_frames, c.gate_dbfs,
+                       c.full_dbfs, idle, c.visemes, cfg.clock_offset_seconds)
+
+    async def _settings(self, cfg: animator_pb2.AnimateConfig):
+        """The avatar, fps, format, JPEG quality and idle motion a config asks for, checked."""
         c = self.config
         fps = cfg.fps or c.fps
         FPS.check("config.fps", fps, note=f" (0 = the default, {c.fps})")
-        rate = cfg.sample_rate
-        SAMPLE_RATE.check("config.sample_rate", rate, " Hz", " (it is required)")
+        if not math.isfinite(cfg.clock_offset_seconds) or not 0.0 <= cfg.clock_offset_seconds <= _MAX_CLOCK_S:
+            raise InvalidArgument(f"config.clock_offset_seconds: {cfg.clock_offset_seconds}; need 0.."
+                                  f"{_MAX_CLOCK_S:g} s")
         quality = cfg.jpeg_quality or c.jpeg_quality
         JPEG_QUALITY.check("config.jpeg_quality", quality, note=f" (0 = the default, {c.jpeg_quality})")
         fmt = _FORMATS.get(cfg.format)
@@ -177,9 +220,8 @@ class AnimatorServiceServicer(animator_pb2_grpc.AnimatorServiceServicer):
             self.metrics.cache_hits.inc()
         else:
             entry = self.backend.default
-        idle = Idle(entry.avatar.width, head_motion=c.head_motion, blinks=c.blinks)
-        return _Stream(self.backend, entry, fps, rate, fmt, quality, c.lookahead_frames, c.gate_dbfs,
-                       c.full_dbfs, idle, c.visemes)
+        idle = Idle(entry.avatar.width, head_motion=c.head_motion, blinks=c.blinks, seed=cfg.motion_seed or None)
+        return entry, fps, fmt, quality, idle
 
     async def _frames(self, stream: _Stream, final: bool):
         """Render (in batches, off the event loop) every frame that is ready."""
@@ -245,6 +287,32 @@ class AnimatorServiceServicer(animator_pb2_grpc.AnimatorServiceServicer):
                 sent()
         finally:
             self.metrics.active_streams.dec()
+
+
+    async def Idle(self, request, context):
+        start = request.start_seconds
+        if not math.isfinite(start) or not 0.0 <= start <= _MAX_CLOCK_S:
+            raise InvalidArgument(f"start_seconds: {start}; need 0..{_MAX_CLOCK_S:g} s")
+        entry, fps, fmt, quality, idle = await self._settings(request.config)
+        fmt_name = _FORMAT_NAMES[fmt]
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        i = 0
+        self.metrics.idle_streams.inc()
+        try:
+            while True:  # until the client cancels (or the server stops)
+                frame, _ = await asyncio.to_thread(idle_frame, self.backend, entry, idle, i, start + i / fps,
+                                                   fmt, quality)
+                await asyncio.sleep(max(t0 + i / fps - loop.time(), 0.0))
+                self.metrics.idle_frames.labels(fmt_name).inc()
+                yield animator_pb2.IdleResponse(frame=frame)
+                # Real time before smoothness: when rendering falls behind, skip to the frame that is due.
+                due = int((loop.time() - t0) * fps)
+                if due > i + 1:
+                    self.metrics.idle_skipped.inc(due - i - 1)
+                i = max(i + 1, due)
+        finally:
+            self.metrics.idle_streams.dec()
 
 
 class AnimatorStage(Stage):

@@ -27,20 +27,38 @@ class RegisterAvatarResponse(_message.Message):
     def __init__(self, avatar_id: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., landmarks: _Optional[int] = ..., cached: bool = ...) -> None: ...
 
 class AnimateConfig(_message.Message):
-    __slots__ = ("avatar_id", "avatar_image", "fps", "sample_rate", "format", "jpeg_quality")
+    __slots__ = ("avatar_id", "avatar_image", "fps", "sample_rate", "format", "jpeg_quality", "clock_offset_seconds", "motion_seed")
     AVATAR_ID_FIELD_NUMBER: _ClassVar[int]
     AVATAR_IMAGE_FIELD_NUMBER: _ClassVar[int]
     FPS_FIELD_NUMBER: _ClassVar[int]
     SAMPLE_RATE_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     JPEG_QUALITY_FIELD_NUMBER: _ClassVar[int]
+    CLOCK_OFFSET_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MOTION_SEED_FIELD_NUMBER: _ClassVar[int]
     avatar_id: str
     avatar_image: bytes
     fps: int
     sample_rate: int
     format: _common_pb2.FrameFormat
     jpeg_quality: int
-    def __init__(self, avatar_id: _Optional[str] = ..., avatar_image: _Optional[bytes] = ..., fps: _Optional[int] = ..., sample_rate: _Optional[int] = ..., format: _Optional[_Union[_common_pb2.FrameFormat, str]] = ..., jpeg_quality: _Optional[int] = ...) -> None: ...
+    clock_offset_seconds: float
+    motion_seed: int
+    def __init__(self, avatar_id: _Optional[str] = ..., avatar_image: _Optional[bytes] = ..., fps: _Optional[int] = ..., sample_rate: _Optional[int] = ..., format: _Optional[_Union[_common_pb2.FrameFormat, str]] = ..., jpeg_quality: _Optional[int] = ..., clock_offset_seconds: _Optional[float] = ..., motion_seed: _Optional[int] = ...) -> None: ...
+
+class IdleRequest(_message.Message):
+    __slots__ = ("config", "start_seconds")
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    START_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    config: AnimateConfig
+    start_seconds: float
+    def __init__(self, config: _Optional[_Union[AnimateConfig, _Mapping]] = ..., start_seconds: _Optional[float] = ...) -> None: ...
+
+class IdleResponse(_message.Message):
+    __slots__ = ("frame",)
+    FRAME_FIELD_NUMBER: _ClassVar[int]
+    frame: _common_pb2.Frame
+    def __init__(self, frame: _Optional[_Union[_common_pb2.Frame, _Mapping]] = ...) -> None: ...
 
 class AudioSegment(_message.Message):
     __slots__ = ("pcm", "text", "phonemes")

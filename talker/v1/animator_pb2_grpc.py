@@ -25,6 +25,11 @@ class AnimatorServiceStub(object):
                 request_serializer=talker_dot_v1_dot_animator__pb2.AnimateRequest.SerializeToString,
                 response_deserializer=talker_dot_v1_dot_animator__pb2.AnimateResponse.FromString,
                 )
+        self.Idle = channel.unary_stream(
+                '/talker.v1.AnimatorService/Idle',
+                request_serializer=talker_dot_v1_dot_animator__pb2.IdleRequest.SerializeToString,
+                response_deserializer=talker_dot_v1_dot_animator__pb2.IdleResponse.FromString,
+                )
 
 
 class AnimatorServiceServicer(object):
@@ -47,6 +52,16 @@ class AnimatorServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Idle(self, request, context):
+        """A listening face for between turns: the portrait with blinks, breathing and a slight
+        sway, no speech, paced in real time (frame i is sent i / fps seconds after the
+        first) until the client cancels the call. Each open call holds one of the server's
+        concurrent-call slots, like Animate.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AnimatorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -59,6 +74,11 @@ def add_AnimatorServiceServicer_to_server(servicer, server):
                     servicer.Animate,
                     request_deserializer=talker_dot_v1_dot_animator__pb2.AnimateRequest.FromString,
                     response_serializer=talker_dot_v1_dot_animator__pb2.AnimateResponse.SerializeToString,
+            ),
+            'Idle': grpc.unary_stream_rpc_method_handler(
+                    servicer.Idle,
+                    request_deserializer=talker_dot_v1_dot_animator__pb2.IdleRequest.FromString,
+                    response_serializer=talker_dot_v1_dot_animator__pb2.IdleResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -102,5 +122,22 @@ class AnimatorService(object):
         return grpc.experimental.stream_stream(request_iterator, target, '/talker.v1.AnimatorService/Animate',
             talker_dot_v1_dot_animator__pb2.AnimateRequest.SerializeToString,
             talker_dot_v1_dot_animator__pb2.AnimateResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def Idle(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(request, target, '/talker.v1.AnimatorService/Idle',
+            talker_dot_v1_dot_animator__pb2.IdleRequest.SerializeToString,
+            talker_dot_v1_dot_animator__pb2.IdleResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)

@@ -238,3 +238,63 @@ def test_config_from_env():
         from_env(AnimatorConfig, "TALKER_ANIMATOR_", env={"TALKER_ANIMATOR_FPS": "0"})
     with pytest.raises(ConfigError, match="TALKER_ANIMATOR_RENDERER"):
         from_env(AnimatorConfig, "TALKER_ANIMATOR_", env={"TALKER_ANIMATOR_RENDERER": "wav2lip"})
+
+
+async def _idle(stage, request: pb.IdleRequest, n: int) -> tuple[list, float]:
+    """The first ``n`` frames of an Idle stream, then the client goes; and how long they took."""
+    loop = asyncio.get_running_loop()
+    call = stage.servicer.Idle(request, None)
+    frames, t0 = [], loop.time()
+    async for resp in call:
+        frames.append(resp.frame)
+        if len(frames) == n:
+            break
+    elapsed = loop.time() - t0
+    await call.aclose()
+    return frames, elapsed
+
+
+def idle(stage, n: int, **kw) -> tuple[list, float]:
+    start = kw.pop("start_seconds", 0.0)
+    return asyncio.run(_idle(stage, pb.IdleRequest(config=pb.AnimateConfig(**kw), start_seconds=start), n))
+
+
+def pixels(frame) -> np.ndarray:
+    return np.frombuffer(frame.data, np.uint8).reshape(frame.height, frame.width, 3).astype(np.int16)
+
+
+def test_idle_frames_come_in_real_time_on_the_clients_clock(stage):
+    frames, elapsed = idle(stage, 11, fps=20, start_seconds=7.5)
+    assert [f.index for f in frames] == list(range(11))
+    assert [f.pts for f in frames] == pytest.approx([7.5 + i / 20 for i in range(11)])
+    # Paced, not as fast as they render (~100 per second here): frame 10 is due 0.5 s after frame 0.
+    assert elapsed >= 0.5 - 0.02
+    assert sample(stage, "talker_animator_idle_streams") == 0, "the stream outlived its client"
+    assert sample(stage, "talker_animator_idle_frames_total", {"format": "jpeg"}) >= 11
+
+
+def test_speech_takes_over_from_the_idle_motion_where_it_is(stage):
+    """With the same seed, a turn whose frame 0 falls at clock time T starts from the idle stream's
+    picture at T: silent speech frames are the idle frames of the same instants."""
+    rgb = common_pb2.FRAME_FORMAT_RGB24
+    idle_frames, _ = idle(stage, 3, fps=25, format=rgb, motion_seed=42, start_seconds=3.2)
+    speech_frames = animate(stage, [config(fps=25, format=rgb, motion_seed=42, clock_offset_seconds=3.2),
+                                    audio(b"\0\0" * (RATE // 5))])
+    for a, b in zip(idle_frames, speech_frames[:3], strict=True):
+        assert np.abs(pixels(a) - pixels(b)).mean() < 0.05
+    # Another seed is another motion: the comparison above can fail.
+    other, _ = idle(stage, 1, fps=25, format=rgb, motion_seed=43, start_seconds=3.2)
+    assert np.abs(pixels(other[0]) - pixels(idle_frames[0])).mean() > 0.05
+
+
+@pytest.mark.parametrize(("request_", "text"), [
+    (pb.IdleRequest(start_seconds=-1.0), "start_seconds: -1.0"),
+    (pb.IdleRequest(start_seconds=float("nan")), "start_seconds: nan"),
+    (pb.IdleRequest(config=pb.AnimateConfig(fps=61)), "config.fps: 61"),
+    (pb.IdleRequest(config=pb.AnimateConfig(format=7)), "config.format: 7"),
+    (pb.IdleRequest(config=pb.AnimateConfig(avatar_id="0123456789abcdef")), "avatar_id 0123456789abcdef"),
+])
+def test_bad_idle_requests_are_refused_with_a_named_field(stage, request_, text):
+    with pytest.raises((InvalidArgument, NotFound)) as info:
+        asyncio.run(_idle(stage, request_, 1))
+    assert text in info.value.message
