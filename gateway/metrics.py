@@ -43,6 +43,12 @@ class GatewayMetrics:
         self.end_of_turn_delay = Histogram(f"{p}_end_of_turn_delay_seconds",
                                            "From the end of the user's speech to the end-of-turn decision.",
                                            buckets=buckets.ENDPOINTING, **r)
+        # Idle video between turns (SessionConfig.idle_video).
+        self.idle_streams = Gauge(f"{p}_idle_streams", "Sessions streaming idle frames now.", **r)
+        self.idle_frames = Counter(f"{p}_idle_frames_total", "Idle frames, by outcome: sent to the client, or "
+                                   "dropped because its events queue was full.", ["outcome"], **r)
+        for outcome in ("sent", "dropped"):
+            self.idle_frames.labels(outcome)
         for result in ("hit", "miss"):
             self.preemptive.labels(result)
         for status in ("ok", "error", "cancelled"):

@@ -47,6 +47,19 @@ class Conversation:
     config: gateway_pb2.SessionConfig
     history: list[llm_pb2.ChatMessage] = dataclasses.field(default_factory=list)
     turns: int = 0
+    # The clock and seed of the avatar's motion, shared by its idle and speech frames (gateway.idle).
+    started: float = dataclasses.field(default_factory=time.monotonic)
+    motion_seed: int = 0
+
+    def clock(self) -> float:
+        """Seconds since the session started: idle frames' pts, and where each turn's video begins."""
+        return time.monotonic() - self.started
+
+    def animate_config(self, **kw) -> animator_pb2.AnimateConfig:
+        """The animator settings of the session's frames, idle or speech."""
+        cfg = self.config
+        return animator_pb2.AnimateConfig(avatar_id=cfg.avatar_id, avatar_image=cfg.avatar_image, fps=cfg.fps,
+                                          format=cfg.frame_format, motion_seed=self.motion_seed, **kw)
 
     def remember(self, turn: Turn, keep: int) -> None:
         """Adds a turn that has a question and an answer to the history, keeping the last ``keep`` messages."""
@@ -132,6 +145,7 @@ class Turn:
         self.sample_rate = 0
         self.frames = 0
         self.fps = 0
+        self.video_offset: float | None = None  # where the reply's frame 0 falls on the session clock
         self.out: asyncio.Queue = asyncio.Queue(maxsize=64)
 
     # -- helpers ---------------------------------------------------------------
@@ -263,6 +277,8 @@ class Turn:
                         continue
                     self.timing.reached("tts", useful=True)
                     self.sample_rate = chunk.sample_rate
+                    if self.video_offset is None:
+                        self.video_offset = self.session.clock()
                     pts = self.audio_samples / chunk.sample_rate
                     self.audio_samples += n
                     await self._emit(audio=common_pb2.AudioChunk(pcm=chunk.pcm, sample_rate=chunk.sample_rate,
@@ -274,9 +290,8 @@ class Turn:
         first = await segments.get()
         if first is None:
             return
-        cfg = self.session.config
-        config = animator_pb2.AnimateConfig(avatar_id=cfg.avatar_id, avatar_image=cfg.avatar_image, fps=cfg.fps,
-                                            sample_rate=first.sample_rate, format=cfg.frame_format)
+        config = self.session.animate_config(sample_rate=first.sample_rate,
+                                             clock_offset_seconds=self.video_offset or 0.0)
 
         async def requests():
             yield animator_pb2.AnimateRequest(config=config)
@@ -341,6 +356,13 @@ class Turn:
                                       "talker.turn.frames": self.frames})
             self.span.end()
         yield gateway_pb2.ConverseResponse(turn=self.number, summary=self.summary())
+
+    @property
+    def video_end(self) -> float | None:
+        """Where the reply's video ends on the session clock (None: the turn sent no audio)."""
+        if self.video_offset is None or not self.sample_rate:
+            return None
+        return self.video_offset + self.audio_samples / self.sample_rate
 
     def summary(self, cancelled: bool = False) -> gateway_pb2.TurnSummary:
         return gateway_pb2.TurnSummary(

@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 
 from gateway.config import GatewayConfig
+from gateway.idle import IdleVideo
 from gateway.metrics import GatewayMetrics
 from gateway.pipeline import Conversation, StageFailure, Turn, TurnInput, drain
 from gateway.stages import StageClients
@@ -76,6 +77,8 @@ class ConverseSession(Session):
         super().__init__(*args, own_trace=True, **kwargs)
         self.out: asyncio.Queue = asyncio.Queue(maxsize=64)
         self._playing: asyncio.Task | None = None
+        self.idle = IdleVideo(self.clients, self.metrics, self.conversation, self.out) \
+            if self.conversation.config.idle_video else None
 
     async def emit(self, event: gateway_pb2.ConverseResponse) -> None:
         await self.out.put(event)
@@ -106,15 +109,23 @@ class ConverseSession(Session):
         await self.out.put(_END)
 
     async def _play(self, turn_input: TurnInput) -> None:
+        resume_at = None
         try:
             async for event in self.run_turn(turn_input):
+                if self.idle and event.HasField("audio") and event.audio.pts == 0:
+                    await self.idle.stop()   # the reply's frame 0 is due now: speech takes over
                 await self.emit(event)
+            resume_at = self.current.video_end
         except StageError as exc:
             # A failed turn ends with an error event; the session goes on.
             code, message = status_for(exc)
             stage = exc.stage if isinstance(exc, StageFailure) else "gateway"
             await self.emit(gateway_pb2.ConverseResponse(turn=self.conversation.turns, error=gateway_pb2.TurnError(
                 stage=stage, code=code.value[0], message=message)))
+        finally:
+            # The idle face returns where the reply's video ends (a stopped reply: at once).
+            if self.idle:
+                self.idle.resume(at=resume_at)
 
     async def events(self, read: Callable[[], Coroutine]) -> AsyncIterator[gateway_pb2.ConverseResponse]:
         """Runs the input mode's ``read()`` and yields the session's events until the stream ends.
@@ -131,9 +142,13 @@ class ConverseSession(Session):
                 await self.out.put(exc)
 
         task = asyncio.create_task(reader())
+        if self.idle:
+            self.idle.resume()
         try:
             async for item in drain(self.out, _END):
                 yield item
         finally:
             task.cancel()
             await self.stop_turn()
+            if self.idle:
+                await self.idle.stop()

@@ -50,6 +50,8 @@ class Record:
     llm_requests: list[llm_pb2.GenerateRequest] = dataclasses.field(default_factory=list)
     tts_texts: list[str] = dataclasses.field(default_factory=list)
     animator_segments: list[str] = dataclasses.field(default_factory=list)
+    animator_configs: list[animator_pb2.AnimateConfig] = dataclasses.field(default_factory=list)
+    idle_requests: list[animator_pb2.IdleRequest] = dataclasses.field(default_factory=list)
     calls: dict[str, int] = dataclasses.field(default_factory=dict)
     cancelled: set[str] = dataclasses.field(default_factory=set)
 
@@ -143,6 +145,8 @@ class FakeAnimator(_FakeStage, animator_pb2_grpc.AnimatorServiceServicer):
         await self._enter(context)
         index = 0
         async for req in request_iterator:
+            if req.WhichOneof("msg") == "config":
+                self.record.animator_configs.append(req.config)
             if req.WhichOneof("msg") != "audio":
                 continue
             self.record.animator_segments.append(req.audio.text)
@@ -150,6 +154,17 @@ class FakeAnimator(_FakeStage, animator_pb2_grpc.AnimatorServiceServicer):
                 await self._pause()
                 yield animator_pb2.AnimateResponse(frame=common_pb2.Frame(index=index, pts=index / FPS))
                 index += 1
+
+    @_noting_cancel
+    async def Idle(self, request, context):
+        """Blank frames on the client's clock, one per 1/FPS s, until cancelled."""
+        self.record.idle_requests.append(request)
+        index = 0
+        while True:
+            yield animator_pb2.IdleResponse(frame=common_pb2.Frame(
+                index=index, pts=request.start_seconds + index / FPS))
+            index += 1
+            await asyncio.sleep(1 / FPS)
 
 
 FAKES = {"asr": (FakeAsr, asr_pb2_grpc.add_AsrServiceServicer_to_server),
