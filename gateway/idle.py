@@ -36,6 +36,7 @@ class IdleVideo:
         self.conversation = conversation
         self.out = out
         self._task: asyncio.Task | None = None
+        self._last_pts: float | None = None
         conversation.motion_seed = secrets.randbits(63) or 1
 
     def resume(self, at: float | None = None) -> None:
@@ -52,6 +53,7 @@ class IdleVideo:
                 await task
 
     async def _run(self, at: float | None) -> None:
+        self._last_pts = None
         now = self.conversation.clock()
         if at is not None and at > now:
             await asyncio.sleep(at - now)   # the client is still showing the turn until then
@@ -75,6 +77,9 @@ class IdleVideo:
             self.metrics.idle_streams.dec()
 
     def _forward(self, frame) -> None:
+        last, self._last_pts = self._last_pts, frame.pts
+        if last is not None and last < frame.pts:
+            self.conversation.idle_next_pts = 2 * frame.pts - last   # one frame period on
         # A client that reads slowly misses idle frames rather than holding up the session's events.
         try:
             self.out.put_nowait(gateway_pb2.ConverseResponse(turn=self.conversation.turns, idle_frame=frame))

@@ -50,10 +50,19 @@ class Conversation:
     # The clock and seed of the avatar's motion, shared by its idle and speech frames (gateway.idle).
     started: float = dataclasses.field(default_factory=time.monotonic)
     motion_seed: int = 0
+    idle_next_pts: float | None = None   # where the idle stream's next frame would fall
 
     def clock(self) -> float:
         """Seconds since the session started: idle frames' pts, and where each turn's video begins."""
         return time.monotonic() - self.started
+
+    def video_start(self) -> float:
+        """Where a reply's frame 0 falls on the session clock: in the idle stream's next frame slot, so
+        that speech continues its motion frame for frame, or now when no idle stream is running."""
+        now = self.clock()
+        if self.idle_next_pts is not None and abs(self.idle_next_pts - now) < 0.5:
+            return self.idle_next_pts
+        return now
 
     def animate_config(self, **kw) -> animator_pb2.AnimateConfig:
         """The animator settings of the session's frames, idle or speech."""
@@ -126,7 +135,7 @@ _DONE = object()
 class Turn:
     def __init__(self, clients: StageClients, metrics: GatewayMetrics, session: Conversation, number: int,
                  turn_input: TurnInput, turn_timeout: float, client_deadline: float | None = None,
-                 own_trace: bool = False):
+                 own_trace: bool = False, trace_parent: otel_context.Context | None = None):
         self.clients = clients
         self.metrics = metrics
         self.session = session
@@ -137,7 +146,7 @@ class Turn:
         self._timer: asyncio.Timeout | None = None
         self.timing = TurnTiming(metrics)
         self._start_clock()
-        self.span = self._start_span(own_trace)
+        self.span = self._start_span(own_trace, trace_parent)
         # A hands-free turn's transcript is known from the start (a turn stopped before it began has it too).
         self.transcript = turn_input.text.strip() if turn_input.heard else ""
         self.reply = ""
@@ -160,9 +169,10 @@ class Turn:
         if self._timer is not None:
             self._timer.reschedule(asyncio.get_running_loop().time() + self.deadline - time.monotonic())
 
-    def _start_span(self, own_trace: bool):
+    def _start_span(self, own_trace: bool, parent: otel_context.Context | None):
         """The turn's span: a child of the Ask call, or (in a Converse session, where one
-        stream carries many turns) the root of its own trace, linked to the session."""
+        stream carries many turns) linked to the session and the root of its own trace, or a
+        child of the span whose context the session's caller sent (``parent``)."""
         attributes = {"talker.turn.number": self.number,
                       "talker.turn.input": "hands-free" if self.input.heard else
                       "text" if self.input.audio is None else "audio"}
@@ -173,7 +183,7 @@ class Turn:
         heard = self.input.heard
         # A hands-free turn's trace starts at the end of speech and shows the endpointing wait.
         start = _epoch_ns(heard.speech_end_at) if heard else None
-        span = tracer.start_span("talker.turn", context=otel_context.Context(), attributes=attributes,
+        span = tracer.start_span("talker.turn", context=parent or otel_context.Context(), attributes=attributes,
                                  links=[trace.Link(session)] if session.is_valid else [], start_time=start)
         if heard:
             tracer.start_span("talker.endpointing", context=trace.set_span_in_context(span), start_time=start,
@@ -278,7 +288,7 @@ class Turn:
                     self.timing.reached("tts", useful=True)
                     self.sample_rate = chunk.sample_rate
                     if self.video_offset is None:
-                        self.video_offset = self.session.clock()
+                        self.video_offset = self.session.video_start()
                     pts = self.audio_samples / chunk.sample_rate
                     self.audio_samples += n
                     await self._emit(audio=common_pb2.AudioChunk(pcm=chunk.pcm, sample_rate=chunk.sample_rate,

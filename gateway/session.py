@@ -15,6 +15,9 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+
 from gateway.config import GatewayConfig
 from gateway.idle import IdleVideo
 from gateway.metrics import GatewayMetrics
@@ -34,8 +37,11 @@ class Session:
         self.metrics = metrics
         self.conversation = Conversation(config=session_config)
         self.context = context
-        # Converse turns are the roots of their own traces (one stream carries many turns).
+        # Converse turns are the roots of their own traces (one stream carries many turns), unless the
+        # caller sent its trace context: then its span (a browser session's, in the web service) is
+        # their parent, and the caller chose to keep the session's turns in one trace.
         self.own_trace = own_trace
+        self.trace_parent = _caller_trace(context) if own_trace else None
         self.current: Turn | None = None
 
     def _client_deadline(self) -> float | None:
@@ -50,7 +56,7 @@ class Session:
         """Yields the turn's events; failures propagate as StageError."""
         self.conversation.turns += 1
         turn = Turn(self.clients, self.metrics, self.conversation, self.conversation.turns, turn_input,
-                    self.config.turn_timeout_seconds, self._client_deadline(), self.own_trace)
+                    self.config.turn_timeout_seconds, self._client_deadline(), self.own_trace, self.trace_parent)
         self.current = turn
         try:
             async for event in turn.events():
@@ -64,6 +70,12 @@ class Session:
             raise
         turn.record("ok")
         self.conversation.remember(turn, self.config.history_messages)
+
+
+def _caller_trace(context) -> otel_context.Context | None:
+    """The W3C trace context the caller sent in the call's metadata, if any."""
+    parent = propagate.extract({k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)})
+    return parent if trace.get_current_span(parent).get_span_context().is_valid else None
 
 
 _END = object()

@@ -58,19 +58,36 @@ def test_a_spoken_turn_is_one_trace_across_all_five_services(gateway, stack, otl
     assert attrs["gen_ai.response.finish_reasons"] in (["stop"], ["length"])
 
 
-def test_converse_turns_get_their_own_traces_linked_to_the_session(gateway, otlp):
-    session = secrets.token_hex(16)
-    metadata = [("traceparent", f"00-{session}-{secrets.token_hex(8)}-01")]
-
+def converse(gateway, metadata=()):
     def requests():
         yield gateway_pb2.ConverseRequest(config=gateway_pb2.SessionConfig(max_reply_tokens=12))
         yield gateway_pb2.ConverseRequest(text="Hi!")
 
     events = list(gateway.Converse(requests(), metadata=metadata, timeout=120))
     assert events[-1].WhichOneof("event") == "summary"
+
+
+def wait_for_spans(otlp, match) -> list[dict]:
     deadline = time.monotonic() + 15
-    turns = []
-    while not turns and time.monotonic() < deadline:
-        turns = [s for s in otlp.spans if s["name"] == "talker.turn" and session in s["links"]]
+    while not (found := [s for s in otlp.spans if match(s)]) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert len(turns) == 1 and turns[0]["trace_id"] != session
+    return found
+
+
+def test_converse_turns_get_their_own_traces_linked_to_the_session(gateway, otlp):
+    seen = {s["span_id"] for s in otlp.spans}
+    converse(gateway)
+    turns = wait_for_spans(otlp, lambda s: s["name"] == "talker.turn" and s["span_id"] not in seen)
+    assert len(turns) == 1 and turns[0]["parent_id"] == "", turns
+    sessions = [s for s in otlp.spans if s["name"] == "/talker.v1.GatewayService/Converse"
+                and s["service"] == "talker-gateway" and s["span_id"] not in seen]
+    assert turns[0]["links"] == [sessions[0]["trace_id"]] != [turns[0]["trace_id"]]
+
+
+def test_converse_turns_continue_the_callers_trace(gateway, otlp):
+    """A caller that sends its trace context (the web service, for a browser session) gets the session's
+    turns as children of its span, still linked to the session's server span."""
+    trace_id, caller = secrets.token_hex(16), secrets.token_hex(8)
+    converse(gateway, [("traceparent", f"00-{trace_id}-{caller}-01")])
+    turns = wait_for_spans(otlp, lambda s: s["name"] == "talker.turn" and s["trace_id"] == trace_id)
+    assert len(turns) == 1 and turns[0]["parent_id"] == caller and turns[0]["links"] == [trace_id]
