@@ -70,9 +70,12 @@ class WebService:
 
 
 @pytest.fixture(scope="session")
-def web_service(stack, tmp_path_factory):  # noqa: F811
-    """Hands-free (the gateway finds the end of each turn), at most two browser sessions."""
-    yield from _web_service(stack, tmp_path_factory, "web", TALKER_WEB_MAX_SESSIONS="2")
+def web_service(stack, otlp, tmp_path_factory):  # noqa: F811
+    """Hands-free (the gateway finds the end of each turn), at most two browser sessions; its spans go to
+    the stack's trace receiver."""
+    yield from _web_service(stack, tmp_path_factory, "web", TALKER_WEB_MAX_SESSIONS="2",
+                            OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{otlp.port}",
+                            OTEL_EXPORTER_OTLP_INSECURE="true", OTEL_BSP_SCHEDULE_DELAY="200")
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ import pytest
 from selenium.webdriver.common.by import By
 
 from stack.process import metric_sum
+from tests.web.chromium import close
 from tests.web.conftest import MOUTH, QUESTION, ROOT, picture_change, wait_for
 from tests.wer import wer
 
@@ -33,7 +34,7 @@ def sample_picture(driver, seconds: float) -> list[list[int]]:
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_spoken_question_answered_on_the_page(transport, web_service, question_wav, browser):
+def test_spoken_question_answered_on_the_page(transport, web_service, question_wav, browser, otlp):
     path = question_wav[0]
     page = browser(f"{web_service.url}/?autostart=1&transport={transport}", path)
     # Hands-free: the page only listens; the gateway hears the question end.
@@ -55,10 +56,28 @@ def test_spoken_question_answered_on_the_page(transport, web_service, question_w
     assert picture_change(speaking, MOUTH) > 2.0, "the mouth did not move during the reply"
     # Speech from the TTS: WebRTC's totalAudioEnergy (sum of level^2 x seconds) or the page's own sum.
     assert page.execute_script("return talker.audioEnergy") > 1e-3, "the reply audio the page received is silent"
+    # The turn's trace continues from the web service's span for this browser session.
+    close(page)
+    assert turn_under_web_session(otlp, transport), f"no turn span under a {transport} web session's span"
 
 
-@pytest.mark.xfail(reason="the gateway streams idle frames (SessionConfig.idle_video) with the hands-free loop",
-                   strict=False)
+def turn_under_web_session(otlp, transport: str) -> bool:
+    """A gateway turn span whose ancestors include the web service's span of a session over ``transport``."""
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        by_id = {s["span_id"]: s for s in otlp.spans}
+        for span in by_id.values():
+            if span["name"] != "talker.turn" or span["service"] != "talker-gateway":
+                continue
+            while span["parent_id"] in by_id:
+                span = by_id[span["parent_id"]]
+                if (span["service"], span["name"]) == ("talker-web", "web session") \
+                        and span["attributes"].get("transport") == transport:
+                    return True
+        time.sleep(0.2)
+    return False
+
+
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_face_moves_between_turns(transport, web_service, question_wav, browser):
     page = browser(f"{web_service.url}/?autostart=1&transport={transport}", question_wav[0])
