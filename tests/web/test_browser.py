@@ -83,7 +83,9 @@ def test_face_moves_between_turns(transport, web_service, question_wav, browser)
     page = browser(f"{web_service.url}/?autostart=1&transport={transport}", question_wav[0])
     wait_for(page, "talker.state === 'listening'", 60, "the page listening")
     time.sleep(1.0)
-    assert picture_change(sample_picture(page, 3.0)) > 0.5, "the picture froze while the avatar listens"
+    # A frozen picture repeats one bitmap (0.0); the listening face's sway and breathing drift by ~0.6-0.8
+    # grey levels in 3 s (measured over both transports), more with a blink.
+    assert picture_change(sample_picture(page, 3.0)) > 0.25, "the picture froze while the avatar listens"
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
