@@ -70,7 +70,7 @@ class _Stream:
 
     def __init__(self, backend: AnimatorBackend, entry: PreparedAvatar, fps: int, rate: int, fmt: int,
                  quality: int, lookahead: int, gate_dbfs: float, full_dbfs: float, idle: Idle,
-                 visemes: bool = True, clock_offset: float = 0.0):
+                 visemes: bool = True, clock_offset: float = 0.0, breath: float = 0.0):
         self.backend = backend
         self.entry = entry
         self.fps = fps
@@ -83,6 +83,7 @@ class _Stream:
         self.tracker = self.mouth.open
         self.idle = idle
         self.clock_offset = clock_offset   # where frame 0 falls on the idle motion's clock
+        self.breath = breath               # px
         self.next_index = 0
 
     def ready(self, final: bool) -> int:
@@ -103,7 +104,7 @@ class _Stream:
             window = self.tracker.window(self.audio, i)
             shape = self.mouth.step(i, window)
             pts = i / self.fps
-            idle = motion(self.idle, self.entry.avatar.width, self.clock_offset + pts,
+            idle = motion(self.idle, self.clock_offset + pts, self.breath,
                           speaking=shape.openness > 0.05 or shape.press > 0.5, stress=shape.stress)
             state = FrameState(index=i, pts=pts, openness=shape.openness, audio=window, width=shape.width,
                                press=shape.press, tongue=shape.tongue, blink=idle.blink, head=idle.head,
@@ -119,21 +120,26 @@ BREATH_S = 4.5      # one breath
 BREATH_PX = 0.6     # the head's rise with it, at 512 px
 
 
-def motion(idle: Idle, size: int, t: float, speaking: bool = False, stress: float = 0.0) -> IdleState:
-    """The idle layer at ``t`` on the motion clock, with breathing: a slow rise and fall of the head
-    (``size``: the portrait's width, px)."""
+def breath_px(width: int) -> float:
+    """How far the head rises with a breath in a portrait ``width`` px wide."""
+    return BREATH_PX * width / 512.0
+
+
+def motion(idle: Idle, t: float, breath: float = 0.0, speaking: bool = False, stress: float = 0.0) -> IdleState:
+    """The idle layer at ``t`` on the motion clock, with breathing: a slow rise and fall of the head by
+    ``breath`` px."""
     state = idle.state(t, speaking=speaking, stress=stress)
     if not idle.head_motion:
         return state
     dx, dy, roll = state.head
-    breath = BREATH_PX * size / 512.0 * math.sin(2 * math.pi * t / BREATH_S)
+    breath *= math.sin(2 * math.pi * t / BREATH_S)
     return dataclasses.replace(state, head=(dx, dy - breath, roll))
 
 
 def idle_frame(backend: AnimatorBackend, entry: PreparedAvatar, idle: Idle, index: int, pts: float, fmt: int,
                quality: int) -> tuple[common_pb2.Frame, float]:
     """One listening frame at ``pts`` on the motion clock, blocking."""
-    state = motion(idle, entry.avatar.width, pts)
+    state = motion(idle, pts, breath_px(entry.avatar.width))
     return backend.frame(entry, FrameState(index=index, pts=pts, openness=0.0, blink=state.blink,
                                            head=state.head, brows=state.brows), fmt, quality)
 
@@ -192,7 +198,7 @@ class AnimatorServiceServicer(animator_pb2_grpc.AnimatorServiceServicer):
         entry, fps, fmt, quality, idle = await self._settings(cfg)
         c = self.config
         return _Stream(self.backend, entry, fps, cfg.sample_rate, fmt, quality, c.lookahead_frames, c.gate_dbfs,
-                       c.full_dbfs, idle, c.visemes, cfg.clock_offset_seconds)
+                       c.full_dbfs, idle, c.visemes, cfg.clock_offset_seconds, breath_px(entry.avatar.width))
 
     async def _settings(self, cfg: animator_pb2.AnimateConfig):
         """The avatar, fps, format, JPEG quality and idle motion a config asks for, checked."""

@@ -264,13 +264,14 @@ def pixels(frame) -> np.ndarray:
 
 
 def test_idle_frames_come_in_real_time_on_the_clients_clock(stage):
-    frames, elapsed = idle(stage, 11, fps=20, start_seconds=7.5)
-    assert [f.index for f in frames] == list(range(11))
-    assert [f.pts for f in frames] == pytest.approx([7.5 + i / 20 for i in range(11)])
-    # Paced, not as fast as they render (~100 per second here): frame 10 is due 0.5 s after frame 0.
+    # 10 fps: a frame renders in ~10 ms, so none is skipped even on a loaded machine.
+    frames, elapsed = idle(stage, 6, fps=10, start_seconds=7.5)
+    assert [f.index for f in frames] == list(range(6))
+    assert [f.pts for f in frames] == pytest.approx([7.5 + i / 10 for i in range(6)])
+    # Paced, not as fast as they render: frame 5 is due 0.5 s after frame 0.
     assert elapsed >= 0.5 - 0.02
     assert sample(stage, "talker_animator_idle_streams") == 0, "the stream outlived its client"
-    assert sample(stage, "talker_animator_idle_frames_total", {"format": "jpeg"}) >= 11
+    assert sample(stage, "talker_animator_idle_frames_total", {"format": "jpeg"}) >= 6
 
 
 def test_speech_takes_over_from_the_idle_motion_where_it_is(stage):
