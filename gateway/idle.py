@@ -1,11 +1,13 @@
 """The listening face of a Converse session (SessionConfig.idle_video): the animator's Idle frames,
 forwarded between turns as ``idle_frame`` events.
 
-Idle and speech frames share one motion clock (seconds since the session started) and one motion seed,
-so the animator draws the same sway and blinks at the same instant in either stream: a turn's speech
-takes over from the idle motion where it is, and the idle stream picks up where the speech left it.
-The stream stops when a turn's first audio (and so its frame 0) goes out, and resumes at the instant
-the turn's last frame ends on that clock: the client shows the turn until then.
+Idle and speech frames share one motion clock and one motion seed, so the animator draws the same sway
+and blinks at the same instant in either stream: a turn's speech takes over from the idle motion where
+it is (frame 0 takes the idle stream's next frame slot), and the idle stream picks up where the speech
+left it. The motion clock is seconds since the session started, less however much replies were made
+slower than real time (the client shows a late reply's frames late, and the motion must go on from its
+last one). The stream stops when a turn's first audio (and so its frame 0) goes out, and resumes once
+the turn's last frame has been shown (in real time).
 """
 
 from __future__ import annotations
@@ -39,31 +41,38 @@ class IdleVideo:
         self._last_pts: float | None = None
         conversation.motion_seed = secrets.randbits(63) or 1
 
-    def resume(self, at: float | None = None) -> None:
-        """(Re)starts the stream with its first frame at ``at`` on the session clock (None: now)."""
+    def resume(self, after: tuple[float, float] | None = None) -> None:
+        """(Re)starts the stream: now, or ``after`` a reply, as ``Turn.video_end`` gives its end: the
+        first frame continues the motion from there, once the client has shown the reply."""
         if self._task is not None:
             self._task.cancel()
-        self._task = asyncio.create_task(self._run(at))
+        self._task = asyncio.create_task(self._run(after))
 
     async def stop(self) -> None:
+        self.conversation.idle_next_pts = None
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def _run(self, at: float | None) -> None:
+    async def _run(self, after: tuple[float, float] | None) -> None:
         self._last_pts = None
-        now = self.conversation.clock()
-        if at is not None and at > now:
-            await asyncio.sleep(at - now)   # the client is still showing the turn until then
+        at = None
+        if after is not None:
+            at, shown = after
+            await asyncio.sleep(max(shown - self.conversation.clock(), 0.0))  # the client still shows it
+        after_speech = at is not None
         self.metrics.idle_streams.inc()
         try:
             while True:
-                start = max(self.conversation.clock(), at or 0.0)
+                # After a reply, the motion goes on from the reply's last frame, even when the reply
+                # was made slower than real time and so ended on screen later than on the clock.
+                start = self.conversation.clock() if at is None else at
                 at = None
                 call = self.clients.animator.Idle(animator_pb2.IdleRequest(
-                    config=self.conversation.animate_config(), start_seconds=start))
+                    config=self.conversation.animate_config(), start_seconds=start, after_speech=after_speech))
+                after_speech = False
                 try:
                     async for resp in call:
                         self._forward(resp.frame)

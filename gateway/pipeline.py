@@ -57,12 +57,9 @@ class Conversation:
         return time.monotonic() - self.started
 
     def video_start(self) -> float:
-        """Where a reply's frame 0 falls on the session clock: in the idle stream's next frame slot, so
+        """Where a reply's frame 0 falls on the motion clock: in the idle stream's next frame slot, so
         that speech continues its motion frame for frame, or now when no idle stream is running."""
-        now = self.clock()
-        if self.idle_next_pts is not None and abs(self.idle_next_pts - now) < 0.5:
-            return self.idle_next_pts
-        return now
+        return self.clock() if self.idle_next_pts is None else self.idle_next_pts
 
     def animate_config(self, **kw) -> animator_pb2.AnimateConfig:
         """The animator settings of the session's frames, idle or speech."""
@@ -154,7 +151,8 @@ class Turn:
         self.sample_rate = 0
         self.frames = 0
         self.fps = 0
-        self.video_offset: float | None = None  # where the reply's frame 0 falls on the session clock
+        self.video_offset: float | None = None  # where the reply's frame 0 falls on the motion clock
+        self.video_sent_at = 0.0                 # the session clock when it went out
         self.out: asyncio.Queue = asyncio.Queue(maxsize=64)
 
     # -- helpers ---------------------------------------------------------------
@@ -289,6 +287,7 @@ class Turn:
                     self.sample_rate = chunk.sample_rate
                     if self.video_offset is None:
                         self.video_offset = self.session.video_start()
+                        self.video_sent_at = self.session.clock()
                     pts = self.audio_samples / chunk.sample_rate
                     self.audio_samples += n
                     await self._emit(audio=common_pb2.AudioChunk(pcm=chunk.pcm, sample_rate=chunk.sample_rate,
@@ -368,11 +367,13 @@ class Turn:
         yield gateway_pb2.ConverseResponse(turn=self.number, summary=self.summary())
 
     @property
-    def video_end(self) -> float | None:
-        """Where the reply's video ends on the session clock (None: the turn sent no audio)."""
+    def video_end(self) -> tuple[float, float] | None:
+        """Where the reply's video ends on the motion clock, and when on the session clock a client
+        playing it from its first audio has shown it (None: the turn sent no audio)."""
         if self.video_offset is None or not self.sample_rate:
             return None
-        return self.video_offset + self.audio_samples / self.sample_rate
+        seconds = self.audio_samples / self.sample_rate
+        return self.video_offset + seconds, self.video_sent_at + seconds
 
     def summary(self, cancelled: bool = False) -> gateway_pb2.TurnSummary:
         return gateway_pb2.TurnSummary(

@@ -121,13 +121,13 @@ class ConverseSession(Session):
         await self.out.put(_END)
 
     async def _play(self, turn_input: TurnInput) -> None:
-        resume_at = None
+        reply_end = None
         try:
             async for event in self.run_turn(turn_input):
                 if self.idle and event.HasField("audio") and event.audio.pts == 0:
                     await self.idle.stop()   # the reply's frame 0 is due now: speech takes over
                 await self.emit(event)
-            resume_at = self.current.video_end
+            reply_end = self.current.video_end
         except StageError as exc:
             # A failed turn ends with an error event; the session goes on.
             code, message = status_for(exc)
@@ -137,7 +137,7 @@ class ConverseSession(Session):
         finally:
             # The idle face returns where the reply's video ends (a stopped reply: at once).
             if self.idle:
-                self.idle.resume(at=resume_at)
+                self.idle.resume(reply_end)
 
     async def events(self, read: Callable[[], Coroutine]) -> AsyncIterator[gateway_pb2.ConverseResponse]:
         """Runs the input mode's ``read()`` and yields the session's events until the stream ends.

@@ -300,6 +300,10 @@ class AnimatorServiceServicer(animator_pb2_grpc.AnimatorServiceServicer):
         if not math.isfinite(start) or not 0.0 <= start <= _MAX_CLOCK_S:
             raise InvalidArgument(f"start_seconds: {start}; need 0..{_MAX_CLOCK_S:g} s")
         entry, fps, fmt, quality, idle = await self._settings(request.config)
+        if request.after_speech:
+            # Bring the sway to its speaking liveliness just before the first frame.
+            idle.state(max(start - 10.0, 0.0), speaking=True)
+            idle.state(start - 1e-3, speaking=True)
         fmt_name = _FORMAT_NAMES[fmt]
         loop = asyncio.get_running_loop()
         t0 = loop.time()

@@ -15,7 +15,7 @@ _sym_db = _symbol_database.Default()
 from talker.v1 import common_pb2 as talker_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18talker/v1/animator.proto\x12\ttalker.v1\x1a\x16talker/v1/common.proto\"&\n\x15RegisterAvatarRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\"m\n\x16RegisterAvatarResponse\x12\x11\n\tavatar_id\x18\x01 \x01(\t\x12\r\n\x05width\x18\x02 \x01(\x05\x12\x0e\n\x06height\x18\x03 \x01(\x05\x12\x11\n\tlandmarks\x18\x04 \x01(\x05\x12\x0e\n\x06\x63\x61\x63hed\x18\x05 \x01(\x08\"\xcb\x01\n\rAnimateConfig\x12\x11\n\tavatar_id\x18\x01 \x01(\t\x12\x14\n\x0c\x61vatar_image\x18\x02 \x01(\x0c\x12\x0b\n\x03\x66ps\x18\x03 \x01(\x05\x12\x13\n\x0bsample_rate\x18\x04 \x01(\x05\x12&\n\x06\x66ormat\x18\x05 \x01(\x0e\x32\x16.talker.v1.FrameFormat\x12\x14\n\x0cjpeg_quality\x18\x06 \x01(\x05\x12\x1c\n\x14\x63lock_offset_seconds\x18\x07 \x01(\x01\x12\x13\n\x0bmotion_seed\x18\x08 \x01(\x04\"N\n\x0bIdleRequest\x12(\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x18.talker.v1.AnimateConfig\x12\x15\n\rstart_seconds\x18\x02 \x01(\x01\"/\n\x0cIdleResponse\x12\x1f\n\x05\x66rame\x18\x01 \x01(\x0b\x32\x10.talker.v1.Frame\"U\n\x0c\x41udioSegment\x12\x0b\n\x03pcm\x18\x01 \x01(\x0c\x12\x0c\n\x04text\x18\x02 \x01(\t\x12*\n\x08phonemes\x18\x03 \x03(\x0b\x32\x18.talker.v1.PhonemeTiming\"m\n\x0e\x41nimateRequest\x12*\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x18.talker.v1.AnimateConfigH\x00\x12(\n\x05\x61udio\x18\x02 \x01(\x0b\x32\x17.talker.v1.AudioSegmentH\x00\x42\x05\n\x03msg\"2\n\x0f\x41nimateResponse\x12\x1f\n\x05\x66rame\x18\x01 \x01(\x0b\x32\x10.talker.v1.Frame2\xe9\x01\n\x0f\x41nimatorService\x12U\n\x0eRegisterAvatar\x12 .talker.v1.RegisterAvatarRequest\x1a!.talker.v1.RegisterAvatarResponse\x12\x44\n\x07\x41nimate\x12\x19.talker.v1.AnimateRequest\x1a\x1a.talker.v1.AnimateResponse(\x01\x30\x01\x12\x39\n\x04Idle\x12\x16.talker.v1.IdleRequest\x1a\x17.talker.v1.IdleResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18talker/v1/animator.proto\x12\ttalker.v1\x1a\x16talker/v1/common.proto\"&\n\x15RegisterAvatarRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\"m\n\x16RegisterAvatarResponse\x12\x11\n\tavatar_id\x18\x01 \x01(\t\x12\r\n\x05width\x18\x02 \x01(\x05\x12\x0e\n\x06height\x18\x03 \x01(\x05\x12\x11\n\tlandmarks\x18\x04 \x01(\x05\x12\x0e\n\x06\x63\x61\x63hed\x18\x05 \x01(\x08\"\xcb\x01\n\rAnimateConfig\x12\x11\n\tavatar_id\x18\x01 \x01(\t\x12\x14\n\x0c\x61vatar_image\x18\x02 \x01(\x0c\x12\x0b\n\x03\x66ps\x18\x03 \x01(\x05\x12\x13\n\x0bsample_rate\x18\x04 \x01(\x05\x12&\n\x06\x66ormat\x18\x05 \x01(\x0e\x32\x16.talker.v1.FrameFormat\x12\x14\n\x0cjpeg_quality\x18\x06 \x01(\x05\x12\x1c\n\x14\x63lock_offset_seconds\x18\x07 \x01(\x01\x12\x13\n\x0bmotion_seed\x18\x08 \x01(\x04\"d\n\x0bIdleRequest\x12(\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x18.talker.v1.AnimateConfig\x12\x15\n\rstart_seconds\x18\x02 \x01(\x01\x12\x14\n\x0c\x61\x66ter_speech\x18\x03 \x01(\x08\"/\n\x0cIdleResponse\x12\x1f\n\x05\x66rame\x18\x01 \x01(\x0b\x32\x10.talker.v1.Frame\"U\n\x0c\x41udioSegment\x12\x0b\n\x03pcm\x18\x01 \x01(\x0c\x12\x0c\n\x04text\x18\x02 \x01(\t\x12*\n\x08phonemes\x18\x03 \x03(\x0b\x32\x18.talker.v1.PhonemeTiming\"m\n\x0e\x41nimateRequest\x12*\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x18.talker.v1.AnimateConfigH\x00\x12(\n\x05\x61udio\x18\x02 \x01(\x0b\x32\x17.talker.v1.AudioSegmentH\x00\x42\x05\n\x03msg\"2\n\x0f\x41nimateResponse\x12\x1f\n\x05\x66rame\x18\x01 \x01(\x0b\x32\x10.talker.v1.Frame2\xe9\x01\n\x0f\x41nimatorService\x12U\n\x0eRegisterAvatar\x12 .talker.v1.RegisterAvatarRequest\x1a!.talker.v1.RegisterAvatarResponse\x12\x44\n\x07\x41nimate\x12\x19.talker.v1.AnimateRequest\x1a\x1a.talker.v1.AnimateResponse(\x01\x30\x01\x12\x39\n\x04Idle\x12\x16.talker.v1.IdleRequest\x1a\x17.talker.v1.IdleResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -29,15 +29,15 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _globals['_ANIMATECONFIG']._serialized_start=215
   _globals['_ANIMATECONFIG']._serialized_end=418
   _globals['_IDLEREQUEST']._serialized_start=420
-  _globals['_IDLEREQUEST']._serialized_end=498
-  _globals['_IDLERESPONSE']._serialized_start=500
-  _globals['_IDLERESPONSE']._serialized_end=547
-  _globals['_AUDIOSEGMENT']._serialized_start=549
-  _globals['_AUDIOSEGMENT']._serialized_end=634
-  _globals['_ANIMATEREQUEST']._serialized_start=636
-  _globals['_ANIMATEREQUEST']._serialized_end=745
-  _globals['_ANIMATERESPONSE']._serialized_start=747
-  _globals['_ANIMATERESPONSE']._serialized_end=797
-  _globals['_ANIMATORSERVICE']._serialized_start=800
-  _globals['_ANIMATORSERVICE']._serialized_end=1033
+  _globals['_IDLEREQUEST']._serialized_end=520
+  _globals['_IDLERESPONSE']._serialized_start=522
+  _globals['_IDLERESPONSE']._serialized_end=569
+  _globals['_AUDIOSEGMENT']._serialized_start=571
+  _globals['_AUDIOSEGMENT']._serialized_end=656
+  _globals['_ANIMATEREQUEST']._serialized_start=658
+  _globals['_ANIMATEREQUEST']._serialized_end=767
+  _globals['_ANIMATERESPONSE']._serialized_start=769
+  _globals['_ANIMATERESPONSE']._serialized_end=819
+  _globals['_ANIMATORSERVICE']._serialized_start=822
+  _globals['_ANIMATORSERVICE']._serialized_end=1055
 # @@protoc_insertion_point(module_scope)

@@ -47,12 +47,14 @@ class AnimateConfig(_message.Message):
     def __init__(self, avatar_id: _Optional[str] = ..., avatar_image: _Optional[bytes] = ..., fps: _Optional[int] = ..., sample_rate: _Optional[int] = ..., format: _Optional[_Union[_common_pb2.FrameFormat, str]] = ..., jpeg_quality: _Optional[int] = ..., clock_offset_seconds: _Optional[float] = ..., motion_seed: _Optional[int] = ...) -> None: ...
 
 class IdleRequest(_message.Message):
-    __slots__ = ("config", "start_seconds")
+    __slots__ = ("config", "start_seconds", "after_speech")
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     START_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    AFTER_SPEECH_FIELD_NUMBER: _ClassVar[int]
     config: AnimateConfig
     start_seconds: float
-    def __init__(self, config: _Optional[_Union[AnimateConfig, _Mapping]] = ..., start_seconds: _Optional[float] = ...) -> None: ...
+    after_speech: bool
+    def __init__(self, config: _Optional[_Union[AnimateConfig, _Mapping]] = ..., start_seconds: _Optional[float] = ..., after_speech: bool = ...) -> None: ...
 
 class IdleResponse(_message.Message):
     __slots__ = ("frame",)

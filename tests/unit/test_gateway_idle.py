@@ -45,6 +45,7 @@ def test_idle_frames_flow_between_turns_and_hand_over_to_speech_and_back():
             assert frames and turn[-1].summary.audio_seconds == pytest.approx(0.4)
             assert idle_2.start_seconds == pytest.approx(video_end, abs=1.5 / FPS)
             assert after[-1].idle_frame.pts == idle_2.start_seconds and after[-1].turn == 1
+            assert idle_2.after_speech and not idle_1.after_speech
             assert metric(reg, "talker_gateway_idle_frames_total", outcome="sent") >= 6
             await asyncio.sleep(0.1)
             assert metric(reg, "talker_gateway_idle_streams") == 0, "the idle stream outlived the session"
