@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from talker.v1 import common_pb2, gateway_pb2
+from tests.system.test_streaming import metric, wait_for
 
 pytestmark = pytest.mark.system
 
@@ -62,7 +63,7 @@ def diff(a: common_pb2.Frame, b: common_pb2.Frame) -> float:
     return float(np.abs(pixels(a) - pixels(b)).mean())
 
 
-def test_the_face_lives_between_turns_and_speech_takes_over_without_a_jump(gateway):
+def test_the_face_lives_between_turns_and_speech_takes_over_without_a_jump(gateway, stack):
     session = Session(gateway)
     try:
         before = [e.idle_frame for e in session.until(lambda e: kind(e) == "idle_frame" and e.idle_frame.index >= 50,
@@ -73,6 +74,11 @@ def test_the_face_lives_between_turns_and_speech_takes_over_without_a_jump(gatew
         assert all(e.turn == 1 for e in after if kind(e) == "idle_frame")
     finally:
         session.close()
+    # The session's end closes its idle stream in the gateway and in the animator.
+    urls = {name: stack.services[name].metrics_url for name in ("gateway", "animator")}
+    assert wait_for(lambda: metric(urls["gateway"], "talker_gateway_idle_streams") == 0)
+    assert wait_for(lambda: metric(urls["animator"], "talker_animator_idle_streams") == 0)
+    assert metric(urls["gateway"], "talker_gateway_idle_frames_total", outcome="sent") >= 60
     assert kind(turn[-1]) == "summary", turn[-1]
     kinds = [kind(e) for e in turn]
     first_audio = kinds.index("audio")
