@@ -1,7 +1,7 @@
 """Animator benchmark (runs in the animator environment, on one core):
 
-- frames rendered per second at 512x512 by the default renderer (mesh warp, visemes, blinks and
-  head sway on), render only and render + JPEG, over a real speech clip's mouth shapes, side by
+- frames rendered per second at 512x512 by the default renderer (mesh warp, visemes, blinks,
+  glances and head sway on), render only and render + JPEG, over a real speech clip's mouth shapes, side by
   side with the renderer as it was before the phoneme-timed face (``BASELINE``, read from git
   history) on the same frames, interleaved so that the machine's load hits both alike;
 - time to first frame after the first audio chunk (200 ms of speech) of an Animate stream, in
@@ -71,8 +71,8 @@ def states(pcm: np.ndarray, rate: int, fps: int = 25) -> list[FrameState]:
     for i in range(round(samples.size / rate * fps)):
         shape = mouth.step(i, mouth.open.window(audio, i))
         st = idle.state(i / fps)
-        out.append(FrameState(i, i / fps, shape.openness, width=shape.width, press=shape.press, blink=st.blink,
-                              head=st.head))
+        out.append(FrameState(i, i / fps, shape.openness, width=shape.width, press=shape.press, tongue=shape.tongue,
+                              blink=st.blink, brows=st.brows, head=st.head, gaze=st.gaze))
     return out
 
 
@@ -138,7 +138,7 @@ def main() -> None:
         asyncio.run(stage.close())
     render, jpeg = p50(new_render), p50(new_jpeg)
     rows = [["machine", machine()],
-            ["renderer", f"{be.name}, 512x512, visemes + blinks + head sway, {len(frames)} frames of speech"],
+            ["renderer", f"{be.name}, 512x512, visemes + tongue + blinks + glances + head sway, {len(frames)} frames of speech"],
             ["fps on one core, render only", f"{render:.0f} (target >= 100)"],
             ["fps on one core, render + JPEG q85", f"{jpeg:.0f}"]]
     if old:
