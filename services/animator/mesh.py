@@ -3,20 +3,22 @@ warped piecewise-affinely over the mesh's triangles, the mouth's inside painted 
 
 Per avatar (``prepare``), once:
 
-- the 468 face-mesh landmarks (iris points left out, so a lid can close over the eye), a few
-  "teeth line" points just above the lower inner lip when the portrait shows its teeth, and
-  fixed anchors along the image border are Delaunay-triangulated;
-- five *blend shapes* give every point a displacement at full strength: jaw ``open`` (lower lip
-  and chin drop, upper lip lifts a little), ``wide`` (lips spread), ``round`` (lips narrow and
-  pout), ``press`` (lips meet and thin: m, b, p) and ``blink`` (upper lids down to the lower);
+- the 468 face-mesh landmarks, the two iris centres (the iris rings are left out, so a lid can
+  close over the eye), a few "teeth line" points just above the lower inner lip when the portrait
+  shows its teeth, and fixed anchors along the image border are Delaunay-triangulated;
+- eight *blend shapes* give every point a displacement at full strength: jaw ``open`` (lower lip,
+  chin and lower cheeks drop, upper lip lifts a little), ``wide`` (lips spread), ``round`` (lips
+  narrow and pout), ``press`` (lips meet and thin: m, b, p), ``blink`` (upper lids down to the
+  lower), ``brows`` and ``gaze_x`` / ``gaze_y`` (the iris centres move);
 - a soft head mask for the idle sway.
 
 Per frame (``render``) the shapes are mixed (a few hundred multiply-adds), the triangles that
 move are rasterised at their new place into a triangle-index map, each output pixel there
-gets its triangle's inverse affine map, the image is remapped in the boxes that change and
-the opening between the lips is painted as a dark cavity with a hint of teeth. Landmarks
-above the nose only move for blinks and head sway, so with both off the upper face is
-bit-identical to the portrait.
+gets its triangle's inverse affine map, the image is remapped in the boxes that change, the
+opening between the lips is painted (cavity, tongue, lower teeth on the jaw, upper teeth fixed
+to the skull, inner-lip shadows), pressed lips get a darker seam and a lowering lid its skin
+colour and a lash line. Landmarks above the nose only move for blinks, glances, brows and head
+sway, so with those off the upper face is bit-identical to the portrait.
 """
 
 from __future__ import annotations
