@@ -146,9 +146,12 @@ class MeshWarpRenderer(Renderer):
         ls, lt = (lm - origin) @ u, (lm - origin) @ v
         inner = np.array(LOWER_INNER[1:-1])
         gap = lt[inner] - _contour(ls[inner], ls, lt, UPPER_INNER)
-        floor_idx = inner[gap >= 2.5]
-        floor = lm[floor_idx] - np.minimum(1.0, 0.3 * gap[gap >= 2.5])[:, None] * v
         teeth_showing = bool(np.median(gap) > 0.06 * width)
+        # Only a mouth that shows its teeth gets a teeth line: on a closed one a few points of a
+        # lip gap would hold bits of the lips still between the upper lip and the painted teeth.
+        at = (gap >= 2.5) & teeth_showing
+        floor_idx = inner[at]
+        floor = lm[floor_idx] - np.minimum(1.0, 0.3 * gap[at])[:, None] * v
 
         border = [(x, y) for x in np.linspace(0, w - 1, 9) for y in (0, h - 1)]
         border += [(x, y) for y in np.linspace(0, h - 1, 9)[1:-1] for x in (0, w - 1)]
@@ -284,7 +287,7 @@ class MeshWarpRenderer(Renderer):
         lips = (pt > upper_outer - 1) & (pt < lower_outer + 1)
         pout = 0.05 * width * profile * lips
         round_s = -0.28 * (ps - centre) * zone
-        round_t = np.where((pt < top + 0.5 * gap) & ~inner_lower, -pout, pout)   # lips fuller
+        round_t = np.where((pt <= top + 0.5 * gap) & ~inner_lower, -pout, pout)   # lips fuller
         round_t[floor_rows] = 0.0
 
         # press: the lips meet (the lower one rises to the upper, leaving a twentieth of the gap so
