@@ -15,7 +15,7 @@ import pytest
 from services.animator.avatar import AvatarPreparer
 from services.animator.config import DEFAULT_PORTRAIT
 from services.animator.idle import Idle, blink_curve
-from services.animator.mesh import MeshWarpRenderer
+from services.animator.mesh import LOWER_INNER, UPPER_INNER, MeshWarpRenderer
 from services.animator.render import FrameState, Renderer
 from services.animator.renderers import make_renderer
 from services.animator.visemes import MouthTracker, TextAligner, spectral_shape
@@ -292,6 +292,24 @@ def test_a_closed_mouth_portrait_opens_onto_fixed_upper_teeth_and_a_jaw_that_car
     dark1 = np.flatnonzero(full[:, chin].max(axis=1) < 90)
     below_chin = lambda d: d[d > lm[152, 1] - 5].min()  # noqa: E731 - the shadow under the chin
     assert below_chin(dark1) > below_chin(dark0) + 3
+    # Rounded and open, the upper inner lip goes up all along (none of it down over the teeth)
+    # and the lower one down, and no triangle folds.
+    shaped = m.bases["open"] + m.bases["round"]
+    assert np.all(shaped[list(UPPER_INNER[1:-1])] @ m.v <= 0.0)
+    assert np.all(shaped[list(LOWER_INNER[1:-1])] @ m.v > 0.0)
+    a, b, c = (m.triangles[:, k] for k in range(3))
+
+    def area(pts):
+        d1, d2 = pts[b] - pts[a], pts[c] - pts[a]
+        return 0.5 * (d1[:, 0] * d2[:, 1] - d1[:, 1] * d2[:, 0])
+
+    # Slivers along the shut lips' line have no area to fold (they open into the painted mouth).
+    src = area(m.points)
+    sign, real = np.sign(src), np.abs(src) >= 1.0
+    for mix in ({"open": 1.0}, {"open": 1.0, "round": 1.0}, {"open": 1.0, "wide": 1.0}, {"press": 1.0},
+                {"blink": 1.0, "open": 0.5}):
+        disp = sum(k * m.bases[name] for name, k in mix.items())
+        assert (sign * area(m.points + disp))[real].min() >= 0.0, mix
 
 
 def _on_canvas(img: np.ndarray, side: int, x: int, y: int) -> np.ndarray:
