@@ -52,6 +52,7 @@ MESH_POINTS = 468
 SHAPES = ("open", "wide", "round", "press", "blink", "brows", "gaze_x", "gaze_y")
 IRIS_CENTRES = (468, 473)   # refined landmarks: the iris centres
 GAZE_ACROSS, GAZE_UP = 0.09, 0.035   # how far the iris moves at full gaze, in eye widths
+EYE_SHAPES = frozenset(("blink", "brows", "gaze_x", "gaze_y"))
 # Eyebrows, each from the inner end out.
 BROWS = ((55, 65, 52, 53, 46), (285, 295, 282, 283, 276))
 BROW_TOPS = ((107, 66, 105, 63, 70), (336, 296, 334, 293, 300))
@@ -187,7 +188,7 @@ class MeshWarpRenderer(Renderer):
 
         tris, boxes = {}, {}
         for k, b in bases.items():
-            moving = np.abs(b).max(axis=1) > 1e-3
+            moving = np.abs(b).max(axis=1) > 0.05   # a twentieth of a pixel at full strength: not worth a warp
             t_idx = np.flatnonzero(moving[triangles].any(axis=1)).astype(np.int32)
             tris[k] = t_idx
             corners = points[triangles[t_idx]].reshape(-1, 2)
@@ -402,7 +403,7 @@ class MeshWarpRenderer(Renderer):
             disp += c * p.bases[k]
         if coef:
             moved = disp
-            box = _union(boxes)
+            reach = 0
             if sway:
                 # The mouth's triangles are carried by the head's sway too, so that the warp is
                 # composed with it exactly (a pressed lip must still meet the other one).
@@ -413,9 +414,13 @@ class MeshWarpRenderer(Renderer):
                 moved = disp + m * np.stack([dx - roll * (p.points[:, 1] - py),
                                              dy + roll * (p.points[:, 0] - px)], axis=1)
                 reach = int(np.ceil(abs(dx) + abs(dy) + abs(roll) * max(h, w))) + 2
-                box = (max(box[0] - reach, x0), max(box[1] - reach, y0), min(box[2] + reach, x1),
-                       min(box[3] + reach, y1))
-            self._piecewise_affine(p, moved, list(coef), box, region, map_x, map_y)
+            # The eyes' shapes and the mouth's move triangles far apart: each group is mapped in
+            # its own box, not in one box from the brows to the chin.
+            for group in ([k for k in coef if k in EYE_SHAPES], [k for k in coef if k not in EYE_SHAPES]):
+                if group:
+                    bx0, by0, bx1, by1 = _union([p.boxes[k] for k in group])
+                    box = (max(bx0 - reach, x0), max(by0 - reach, y0), min(bx1 + reach, x1), min(by1 + reach, y1))
+                    self._piecewise_affine(p, moved, group, box, region, map_x, map_y)
         frame[y0:y1, x0:x1] = cv2.remap(p.image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         if coef.keys() & {"open", "blink", "press"}:
             def carried(centre):   # where the head's sway takes a point near ``centre``
