@@ -413,7 +413,7 @@ def test_the_animators_refusal_reaches_the_client_not_grpcs_internal_error(stack
         animator.wait_serving(timeout=120, names=("animator",))
         targets = {f"TALKER_GATEWAY_{s.upper()}_TARGET": stack.services[s].target for s in STAGES}
         targets["TALKER_GATEWAY_ANIMATOR_TARGET"] = animator.services["animator"].target
-        g = Stack(run_dir=tmp_path / "gateway", port_offset=PORT_OFFSET + 100, service_env={"gateway": targets})
+        g = Stack(run_dir=tmp_path / "gateway", port_offset=PORT_OFFSET + 110, service_env={"gateway": targets})
         g.stop(("gateway",))
         g.start(("gateway",))
         try:
