@@ -22,6 +22,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from gateway.metrics import GatewayMetrics
+from gateway.stage_status import StageStatus
 from gateway.stages import StageClients
 from gateway.timing import TurnTiming
 from services.common import tracing
@@ -201,12 +202,14 @@ class Turn:
     @contextlib.asynccontextmanager
     async def _call(self, stage: str, call):
         """Time a stage call, name the stage in its errors, cancel it if we leave early."""
+        status = StageStatus(call)
         with self.timing.call(stage):
             try:
                 yield call
             except grpc.aio.AioRpcError as exc:
-                self.metrics.stage_errors.labels(stage, exc.code().name).inc()
-                raise StageFailure(stage, exc.code(), exc.details() or exc.code().name) from None
+                code, details = await status.final(exc)
+                self.metrics.stage_errors.labels(stage, code.name).inc()
+                raise StageFailure(stage, code, details or code.name) from None
             finally:
                 if not call.done():
                     call.cancel()

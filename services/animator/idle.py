@@ -1,4 +1,4 @@
-"""The idle layer: blinks at natural intervals, a slight sway of the head, and the head's
+"""The idle layer: blinks at natural intervals, glances now and then, a slight sway of the head, and the head's
 share of speaking: small nods on stressed syllables with the brows rising, and a sway that
 calms while listening.
 
@@ -22,6 +22,9 @@ NOD_PX = 2.5                # its depth at 512 px
 NOD_GAP_S = 0.6             # at most one nod this often (a nod per stressed syllable would be a bob)
 LISTENING_SWAY = 0.5        # the sway's share while silent
 SWAY_TIME_S = 0.8           # how fast the sway settles or livens when speech stops or starts
+GAZE_MIN_S, GAZE_MAX_S = 1.0, 4.0   # how long the eyes rest on one point
+SACCADE_S = 0.06            # a glance's jump (the eyes move fast, the head does not follow)
+GAZE_HOME = 0.45            # the share of glances that come back to the viewer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,6 +32,7 @@ class IdleState:
     blink: float = 0.0                          # 0 open .. 1 shut
     brows: float = 0.0                          # 0 at rest .. 1 raised
     head: tuple[float, float, float] = (0.0, 0.0, 0.0)  # dx px, dy px, roll radians
+    gaze: tuple[float, float] = (0.0, 0.0)      # the irises: -1..1 across, -1..1 up
 
 
 def blink_curve(t: float) -> float:
@@ -69,6 +73,10 @@ class Idle:
         self._was_stressed = False
         self._liveliness = LISTENING_SWAY
         self._last_t: float | None = None
+        # Glances: (start, target) fixations, from a generator of their own so that blinks and
+        # sway stay what they were for a seed.
+        self._gaze_rng = np.random.default_rng(None if seed is None else (seed, 1))
+        self._fixations: list[tuple[float, tuple[float, float]]] = [(0.0, (0.0, 0.0))]
 
     def blink_starts_until(self, t: float) -> list[float]:
         while self._starts[-1] <= t:
@@ -86,6 +94,28 @@ class Idle:
             return 0.0, 0.0, 0.0
         w = np.sin(2 * math.pi * self._freq * t + self._phase).sum(axis=1) / 3.0   # each in -1..1
         return float(self._amp * w[0]), float(0.6 * self._amp * w[1]), float(0.004 * w[2])
+
+    def gaze(self, t: float) -> tuple[float, float]:
+        """Where the irises point at ``t``: a fixation held 1-4 s, then a quick jump to the next
+        (often back to the viewer, else a small look aside, mostly sideways)."""
+        if not self.head_motion:
+            return 0.0, 0.0
+        rng, fix = self._gaze_rng, self._fixations
+        while fix[-1][0] <= t:
+            start = fix[-1][0] + float(rng.uniform(GAZE_MIN_S, GAZE_MAX_S))
+            home = fix[-1][1] != (0.0, 0.0) and rng.random() < GAZE_HOME
+            target = (0.0, 0.0) if home else (float(rng.uniform(-0.9, 0.9)), float(rng.uniform(-0.5, 0.4)))
+            fix.append((start, target))
+        k = max(i for i, (start, _) in enumerate(fix) if start <= t)
+        if k > 2:   # frames come in order: fixations before the last two are done with
+            del fix[:k - 1]
+            k = 1
+        if k == 0:
+            return fix[0][1]
+        x = min((t - fix[k][0]) / SACCADE_S, 1.0)
+        x = x * x * (3 - 2 * x)
+        (ax, ay), (bx, by) = fix[k - 1][1], fix[k][1]
+        return ax + x * (bx - ax), ay + x * (by - ay)
 
     def nod(self, t: float, stress: float) -> float:
         """Downward head offset (px) at ``t``: a nod starts on each stressed vowel's onset."""
@@ -110,4 +140,5 @@ class Idle:
             k = self._liveliness
             dx, dy, roll = k * dx, k * dy + nod, k * roll
         # The brows rise with the nod's emphasis.
-        return IdleState(blink=self.blink(t), head=(dx, dy, roll), brows=nod / self._nod_px if self._nod_px else 0.0)
+        return IdleState(blink=self.blink(t), head=(dx, dy, roll), brows=nod / self._nod_px if self._nod_px else 0.0,
+                         gaze=self.gaze(t))

@@ -3,20 +3,22 @@ warped piecewise-affinely over the mesh's triangles, the mouth's inside painted 
 
 Per avatar (``prepare``), once:
 
-- the 468 face-mesh landmarks (iris points left out, so a lid can close over the eye), a few
-  "teeth line" points just above the lower inner lip when the portrait shows its teeth, and
-  fixed anchors along the image border are Delaunay-triangulated;
-- five *blend shapes* give every point a displacement at full strength: jaw ``open`` (lower lip
-  and chin drop, upper lip lifts a little), ``wide`` (lips spread), ``round`` (lips narrow and
-  pout), ``press`` (lips meet and thin: m, b, p) and ``blink`` (upper lids down to the lower);
+- the 468 face-mesh landmarks, the two iris centres (the iris rings are left out, so a lid can
+  close over the eye), a few "teeth line" points just above the lower inner lip when the portrait
+  shows its teeth, and fixed anchors along the image border are Delaunay-triangulated;
+- eight *blend shapes* give every point a displacement at full strength: jaw ``open`` (lower lip,
+  chin and lower cheeks drop, upper lip lifts a little), ``wide`` (lips spread), ``round`` (lips
+  narrow and pout), ``press`` (lips meet and thin: m, b, p), ``blink`` (upper lids down to the
+  lower), ``brows`` and ``gaze_x`` / ``gaze_y`` (the iris centres move);
 - a soft head mask for the idle sway.
 
 Per frame (``render``) the shapes are mixed (a few hundred multiply-adds), the triangles that
 move are rasterised at their new place into a triangle-index map, each output pixel there
-gets its triangle's inverse affine map, the image is remapped in the boxes that change and
-the opening between the lips is painted as a dark cavity with a hint of teeth. Landmarks
-above the nose only move for blinks and head sway, so with both off the upper face is
-bit-identical to the portrait.
+gets its triangle's inverse affine map, the image is remapped in the boxes that change, the
+opening between the lips is painted (cavity, tongue, lower teeth on the jaw, upper teeth fixed
+to the skull, inner-lip shadows), pressed lips get a darker seam and a lowering lid its skin
+colour and a lash line. Landmarks above the nose only move for blinks, glances, brows and head
+sway, so with those off the upper face is bit-identical to the portrait.
 """
 
 from __future__ import annotations
@@ -47,7 +49,10 @@ EYES = (
          crease=(467, 260, 259, 257, 258, 286, 414), corners=(263, 362)),
 )
 MESH_POINTS = 468
-SHAPES = ("open", "wide", "round", "press", "blink", "brows")
+SHAPES = ("open", "wide", "round", "press", "blink", "brows", "gaze_x", "gaze_y")
+IRIS_CENTRES = (468, 473)   # refined landmarks: the iris centres
+GAZE_ACROSS, GAZE_UP = 0.09, 0.035   # how far the iris moves at full gaze, in eye widths
+EYE_SHAPES = frozenset(("blink", "brows", "gaze_x", "gaze_y"))
 # Eyebrows, each from the inner end out.
 BROWS = ((55, 65, 52, 53, 46), (285, 295, 282, 283, 276))
 BROW_TOPS = ((107, 66, 105, 63, 70), (336, 296, 334, 293, 300))
@@ -60,6 +65,8 @@ _CAVITY_LUT = np.stack([np.interp(np.linspace(0, 1, 64), _CAVITY_Z, _CAVITY_BGR[
                        axis=1).astype(np.float32)
 _TEETH_BGR = np.array((200, 207, 216), dtype=np.float32)
 _TONGUE_BGR = np.array((96, 104, 196), dtype=np.float32)
+_TONGUE_BODY_BGR = np.array((84, 92, 170), dtype=np.float32)
+_LASH_BGR = np.array((32, 38, 52), dtype=np.float32)
 
 
 @dataclasses.dataclass(eq=False)
@@ -79,6 +86,8 @@ class _Mesh:
     v: np.ndarray                 # the face's down axis (unit)
     width: float                  # mouth width, px
     teeth_showing: bool
+    lid_skin: np.ndarray          # (2, 3) BGR of each upper lid's skin, for the lid a blink lowers
+    eye_width: np.ndarray         # (2,) px
 
 
 _GRIDS: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
@@ -138,9 +147,12 @@ class MeshWarpRenderer(Renderer):
         ls, lt = (lm - origin) @ u, (lm - origin) @ v
         inner = np.array(LOWER_INNER[1:-1])
         gap = lt[inner] - _contour(ls[inner], ls, lt, UPPER_INNER)
-        floor_idx = inner[gap >= 2.5]
-        floor = lm[floor_idx] - np.minimum(1.0, 0.3 * gap[gap >= 2.5])[:, None] * v
         teeth_showing = bool(np.median(gap) > 0.06 * width)
+        # Only a mouth that shows its teeth gets a teeth line: on a closed one a few points of a
+        # lip gap would hold bits of the lips still between the upper lip and the painted teeth.
+        at = (gap >= 2.5) & teeth_showing
+        floor_idx = inner[at]
+        floor = lm[floor_idx] - np.minimum(1.0, 0.3 * gap[at])[:, None] * v
 
         border = [(x, y) for x in np.linspace(0, w - 1, 9) for y in (0, h - 1)]
         border += [(x, y) for y in np.linspace(0, h - 1, 9)[1:-1] for x in (0, w - 1)]
@@ -156,22 +168,27 @@ class MeshWarpRenderer(Renderer):
             ring.append(centre + d * (along.max() + reach))
         ring = np.array(ring)
         ring = ring[(ring[:, 0] > 1) & (ring[:, 0] < w - 2) & (ring[:, 1] > 1) & (ring[:, 1] < h - 2)]
-        points = np.concatenate([lm, floor, ring, np.array(border, dtype=np.float64)])
+        iris = self._iris(avatar.landmarks.astype(np.float64), lm)
+        points = np.concatenate([lm, floor, iris, ring, np.array(border, dtype=np.float64)])
         n_floor = len(floor_idx)
         floor_rows = np.arange(MESH_POINTS, MESH_POINTS + n_floor)
+        iris_rows = np.arange(MESH_POINTS + n_floor, MESH_POINTS + n_floor + len(iris))
         triangles = delaunay(points, w, h)
 
         ps, pt = (points - origin) @ u, (points - origin) @ v
         bases_st = self._mouth_bases(lm, ls, lt, ps, pt, width, floor_rows, floor_idx)
         bases = {k: np.outer(ds, u) + np.outer(dt, v) for k, (ds, dt) in bases_st.items()}
-        bases["blink"] = self._blink_basis(points)
-        bases["brows"] = self._brow_basis(points, v)
         for b in bases.values():
-            b[MESH_POINTS + n_floor:] = 0.0  # border anchors never move
+            b[iris_rows] = 0.0
+        bases["blink"] = self._blink_basis(points, iris_rows)
+        bases["brows"] = self._brow_basis(points, v)
+        bases["gaze_x"], bases["gaze_y"] = self._gaze_bases(points, iris_rows, v)
+        for b in bases.values():
+            b[MESH_POINTS + n_floor + len(iris):] = 0.0  # the ring and border anchors never move
 
         tris, boxes = {}, {}
         for k, b in bases.items():
-            moving = np.abs(b).max(axis=1) > 1e-3
+            moving = np.abs(b).max(axis=1) > 0.05   # a twentieth of a pixel at full strength: not worth a warp
             t_idx = np.flatnonzero(moving[triangles].any(axis=1)).astype(np.int32)
             tris[k] = t_idx
             corners = points[triangles[t_idx]].reshape(-1, 2)
@@ -186,7 +203,42 @@ class MeshWarpRenderer(Renderer):
             top[LOWER_INNER.index(int(li))] = row
         return _Mesh(image=img, points=points, triangles=triangles, bases=bases, tris=tris, boxes=boxes,
                      head_mask=head_mask, head_box=head_box, pivot=pivot, top=top,
-                     bottom=np.array(LOWER_INNER), u=u, v=v, width=width, teeth_showing=teeth_showing)
+                     bottom=np.array(LOWER_INNER), u=u, v=v, width=width, teeth_showing=teeth_showing,
+                     lid_skin=self._lid_skin(img, lm),
+                     eye_width=np.array([np.linalg.norm(lm[e["corners"][0]] - lm[e["corners"][1]]) for e in EYES]))
+
+    @staticmethod
+    def _iris(landmarks: np.ndarray, lm: np.ndarray) -> np.ndarray:
+        """Each eye's iris centre (a mesh point that gaze moves), where it lies inside the eye's
+        opening; none for a portrait without iris landmarks or with shut eyes."""
+        if len(landmarks) <= max(IRIS_CENTRES):
+            return np.zeros((0, 2))
+        out = []
+        for eye in EYES:
+            up, lo = lm[list(eye["upper"])], lm[list(eye["lower"])]
+            middle = lm[list(eye["corners"])].mean(axis=0)
+            # The iris inside this eye (the mesh numbers them by the face's side, a mirror swaps them).
+            centre = min((landmarks[c] for c in IRIS_CENTRES), key=lambda q: float(np.linalg.norm(q - middle)))
+            k = int(np.argmin(np.abs(up[:, 0] - centre[0])))
+            opening = lo[k, 1] - up[k, 1]
+            if opening < 3.0 or not (up[k, 1] + 0.25 * opening < centre[1] < lo[k, 1] - 0.25 * opening):
+                return np.zeros((0, 2))
+            out.append(centre)
+        return np.array(out)
+
+    @staticmethod
+    def _lid_skin(img: np.ndarray, lm: np.ndarray) -> np.ndarray:
+        """The colour of each upper lid's skin: the median around the lid crease (nearer the margin
+        the lashes and liner darken it)."""
+        h, w = img.shape[:2]
+        out = []
+        for eye in EYES:
+            crease, up = lm[list(eye["crease"])], lm[list(eye["upper"])]
+            samples = [img[min(max(round(float(y)), 0), h - 1), min(max(round(float(x)), 0), w - 1)]
+                       for a, b in zip(crease[1:-1], up[1:-1], strict=True)
+                       for x, y in (a, 1.3 * a - 0.3 * b, 1.6 * a - 0.6 * b)]
+            out.append(np.median(np.array(samples, dtype=np.float32), axis=0))
+        return np.array(out, dtype=np.float32)
 
     def _mouth_bases(self, lm, ls, lt, ps, pt, width, floor_rows, floor_idx):
         """(ds, dt) per point for each mouth shape, in the mouth frame (s across, t down)."""
@@ -205,7 +257,10 @@ class MeshWarpRenderer(Renderer):
         nose = lt[NOSE_BOTTOM]
         # 1 on the upper lip, 0 from the nose up.
         upper_zone = _smoothstep(nose, nose + 0.6 * (np.median(top) - nose), pt) * (below <= 0.5)
-        lower = below > 0.5
+        # On a closed mouth the lower inner lip lies on the upper one: it still goes with the jaw.
+        inner_lower = np.zeros(len(ps), dtype=bool)
+        inner_lower[list(LOWER_INNER[1:-1])] = True
+        lower = (below > 0.5) | inner_lower
 
         # open: the lower lip drops most in the middle; below it the rigid jaw takes over.
         chin_depth = lt[CHIN] - lt[17]
@@ -214,7 +269,9 @@ class MeshWarpRenderer(Renderer):
         half_face = (ls[CHEEK_RIGHT] - ls[CHEEK_LEFT]) / 2
         jaw_across = 1.0 - _smoothstep(0.55 * width, max(0.95 * half_face, 0.85 * width), np.abs(ps - centre))
         under_chin = 1.0 - _smoothstep(jaw + d, jaw + d + 0.6 * width, pt)
-        drop = (1.0 - q) * d * profile + q * d * jaw_across
+        # Beside the mouth the lower cheeks go down with the jaw too, less the nearer the lips' line.
+        cheeks = 0.3 * jaw_across * _smoothstep(0.0, 0.5 * width, below)
+        drop = (1.0 - q) * d * np.maximum(profile, cheeks) + q * d * jaw_across
         open_t = np.where(lower, drop * under_chin, 0.0)
         open_t -= 0.12 * d * profile * upper_zone           # the upper lip lifts a little
         open_s = np.where(lower, -0.06 * (ps - centre) * (1.0 - q) * profile, 0.0)  # lips narrow as they part
@@ -231,7 +288,7 @@ class MeshWarpRenderer(Renderer):
         lips = (pt > upper_outer - 1) & (pt < lower_outer + 1)
         pout = 0.05 * width * profile * lips
         round_s = -0.28 * (ps - centre) * zone
-        round_t = np.where(pt < top + 0.5 * gap, -pout, pout)   # lips fuller
+        round_t = np.where((pt <= top + 0.5 * gap) & ~inner_lower, -pout, pout)   # lips fuller
         round_t[floor_rows] = 0.0
 
         # press: the lips meet (the lower one rises to the upper, leaving a twentieth of the gap so
@@ -270,16 +327,30 @@ class MeshWarpRenderer(Renderer):
         return b
 
     @staticmethod
-    def _blink_basis(points: np.ndarray) -> np.ndarray:
+    def _blink_basis(points: np.ndarray, iris_rows: np.ndarray) -> np.ndarray:
         b = np.zeros_like(points)
-        for eye in EYES:
+        for n, eye in enumerate(EYES):
             up, lo, cr = (np.array(eye[k]) for k in ("upper", "lower", "crease"))
             closing = points[lo] - points[up]
             # The lids meet (not pass: a lid through the other would fold the mesh).
-            b[up] = 0.9 * closing
+            b[up] = 0.88 * closing
             b[lo] = -0.08 * closing
             b[cr] = 0.3 * closing
+            if len(iris_rows):   # the iris centre goes to where the lids meet, staying between them
+                b[iris_rows[n]] = _carried_along(points, b, iris_rows[n], np.array([*up, *lo, *eye["corners"]]))
         return b
+
+    @staticmethod
+    def _gaze_bases(points: np.ndarray, iris_rows: np.ndarray, down: np.ndarray):
+        """The iris centres moved across the eye (gaze_x, towards the portrait's right) and up (gaze_y)."""
+        gx, gy = np.zeros_like(points), np.zeros_like(points)
+        for row, eye in zip(iris_rows, EYES, strict=False):
+            a, c = points[eye["corners"][0]], points[eye["corners"][1]]
+            along = (c - a) if c[0] > a[0] else (a - c)
+            ew = float(np.linalg.norm(along))
+            gx[row] = GAZE_ACROSS * along
+            gy[row] = -GAZE_UP * ew * down
+        return gx, gy
 
     @staticmethod
     def _head(lm: np.ndarray, w: int, h: int):
@@ -303,10 +374,12 @@ class MeshWarpRenderer(Renderer):
         p = prepared
         a = float(np.clip(state.openness, 0.0, 1.0))
         wd = float(np.clip(state.width, -1.0, 1.0))
+        blink = float(np.clip(state.blink, 0.0, 1.0))
+        look = np.clip(state.gaze, -1.0, 1.0) * (1.0 - blink)   # shut lids hold the iris still
         coef = {"open": a, "wide": max(wd, 0.0), "round": max(-wd, 0.0),
-                "press": float(np.clip(state.press, 0.0, 1.0)), "blink": float(np.clip(state.blink, 0.0, 1.0)),
-                "brows": float(np.clip(state.brows, 0.0, 1.0))}
-        coef = {k: c for k, c in coef.items() if c > 1e-3}
+                "press": float(np.clip(state.press, 0.0, 1.0)), "blink": blink,
+                "brows": float(np.clip(state.brows, 0.0, 1.0)), "gaze_x": float(look[0]), "gaze_y": float(look[1])}
+        coef = {k: c for k, c in coef.items() if abs(c) > 1e-3 and len(p.tris[k])}
         dx, dy, roll = state.head
         sway = abs(dx) > 1e-3 or abs(dy) > 1e-3 or abs(roll) > 1e-6
         frame = p.image.copy()
@@ -330,7 +403,7 @@ class MeshWarpRenderer(Renderer):
             disp += c * p.bases[k]
         if coef:
             moved = disp
-            box = _union(boxes)
+            reach = 0
             if sway:
                 # The mouth's triangles are carried by the head's sway too, so that the warp is
                 # composed with it exactly (a pressed lip must still meet the other one).
@@ -341,17 +414,73 @@ class MeshWarpRenderer(Renderer):
                 moved = disp + m * np.stack([dx - roll * (p.points[:, 1] - py),
                                              dy + roll * (p.points[:, 0] - px)], axis=1)
                 reach = int(np.ceil(abs(dx) + abs(dy) + abs(roll) * max(h, w))) + 2
-                box = (max(box[0] - reach, x0), max(box[1] - reach, y0), min(box[2] + reach, x1),
-                       min(box[3] + reach, y1))
-            self._piecewise_affine(p, moved, list(coef), box, region, map_x, map_y)
+            # The eyes' shapes and the mouth's move triangles far apart: each group is mapped in
+            # its own box, not in one box from the brows to the chin.
+            for group in ([k for k in coef if k in EYE_SHAPES], [k for k in coef if k not in EYE_SHAPES]):
+                if group:
+                    bx0, by0, bx1, by1 = _union([p.boxes[k] for k in group])
+                    box = (max(bx0 - reach, x0), max(by0 - reach, y0), min(bx1 + reach, x1), min(by1 + reach, y1))
+                    self._piecewise_affine(p, moved, group, box, region, map_x, map_y)
         frame[y0:y1, x0:x1] = cv2.remap(p.image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        if "open" in coef:
-            shift = np.zeros(2)
-            if sway:
-                centre = p.points[list(LOWER_INNER)].mean(axis=0)
-                shift = np.array([dx - roll * (centre[1] - p.pivot[1]), dy + roll * (centre[0] - p.pivot[0])])
-            self._paint_cavity(frame, p, disp, shift, a, float(np.clip(state.tongue, 0.0, 1.0)))
+        if coef.keys() & {"open", "blink", "press"}:
+            def carried(centre):   # where the head's sway takes a point near ``centre``
+                if not sway:
+                    return np.zeros(2)
+                return np.array([dx - roll * (centre[1] - p.pivot[1]), dy + roll * (centre[0] - p.pivot[0])])
+
+            if "blink" in coef:
+                for n, eye in enumerate(EYES):
+                    up = list(eye["upper"])
+                    self._paint_lid(frame, p, n, p.points[up] + carried(p.points[up].mean(axis=0)), disp[up], blink)
+            shift = carried(p.points[list(LOWER_INNER)].mean(axis=0))
+            if "open" in coef:
+                self._paint_cavity(frame, p, disp, shift, a, float(np.clip(state.tongue, 0.0, 1.0)))
+            if coef.get("press", 0.0) > 0.2:
+                self._paint_seam(frame, p, disp, shift, coef["press"] * (1.0 - min(a * 4.0, 1.0)))
         return frame
+
+    @staticmethod
+    def _paint_seam(frame: np.ndarray, p: _Mesh, disp: np.ndarray, shift: np.ndarray, press: float) -> None:
+        """Pressed lips (m, b, p) roll in a little: the line where they meet darkens."""
+        if press < 0.05:
+            return
+        upper, lower = list(UPPER_INNER), list(LOWER_INNER)
+        seam = 0.5 * (p.points[upper] + disp[upper] + p.points[lower] + disp[lower]) + shift
+        h, w = frame.shape[:2]
+        x0, y0, x1, y1 = _box(seam, w, h, pad=3)
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            return
+        roi = frame[y0:y1, x0:x1]
+        line = np.zeros(roi.shape[:2], dtype=np.uint8)
+        cv2.polylines(line, [np.round((seam - (x0, y0)) * 16).astype(np.int32)], False, 255,
+                      max(1, round(0.02 * p.width)), cv2.LINE_AA, shift=4)
+        dark = line.astype(np.float32)[..., None] * (0.45 * press / 255.0)
+        roi[:] = (roi * (1.0 - dark) + 0.5).astype(np.uint8)
+
+    @staticmethod
+    def _paint_lid(frame: np.ndarray, p: _Mesh, n: int, margin: np.ndarray, drop: np.ndarray, blink: float) -> None:
+        """A lowering lid: the eye it covers takes the lid's skin colour (the warp stretches the lid
+        over it, lashes and liner included) and its edge a lash line."""
+        lowered = margin + drop
+        if float(np.max(np.abs(drop))) < 0.5:
+            return
+        h, w = frame.shape[:2]
+        poly = np.concatenate([margin, lowered[::-1]])
+        x0, y0, x1, y1 = _box(poly, w, h, pad=3)
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            return
+        roi = frame[y0:y1, x0:x1]
+        mask = np.zeros(roi.shape[:2], dtype=np.uint8)
+        cv2.fillPoly(mask, [np.round((poly - (x0, y0)) * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
+        mask = cv2.GaussianBlur(mask, (0, 0), max(0.04 * float(p.eye_width[n]), 0.8))   # no hard edge
+        skin = mask.astype(np.float32)[..., None] * (0.4 * blink / 255.0)
+        lash = np.zeros(roi.shape[:2], dtype=np.uint8)
+        thick = max(1, round(0.045 * float(p.eye_width[n])))
+        cv2.polylines(lash, [np.round((lowered - (x0, y0)) * 16).astype(np.int32)], False, 255, thick,
+                      cv2.LINE_AA, shift=4)
+        dark = lash.astype(np.float32)[..., None] * (0.8 * min(blink * 1.5, 1.0) / 255.0)
+        out = roi * (1.0 - skin) + p.lid_skin[n] * skin
+        roi[:] = (out * (1.0 - dark) + _LASH_BGR * dark + 0.5).astype(np.uint8)
 
     @staticmethod
     def _piecewise_affine(p: _Mesh, disp: np.ndarray, shapes: list[str], box, region, map_x, map_y) -> None:
@@ -425,21 +554,61 @@ class MeshWarpRenderer(Renderer):
         colour = _CAVITY_LUT[(depth * 63).astype(np.int32)] * shade
         middle = 1.0 - _smoothstep(0.55, 0.9, across)
         feather = 1.0
-        if not p.teeth_showing:   # upper teeth, under the upper lip
-            band = np.minimum(0.09 * p.width, 0.4 * height)
-            teeth = np.clip((band - (t - t_top)) / feather, 0.0, 1.0) * middle * 0.9
-            colour += teeth[..., None] * (_TEETH_BGR * (0.75 + 0.25 * shade) - colour)
-        # A hint of the lower teeth just inside the lower lip, when the mouth is well open.
-        band = np.minimum(0.05 * p.width, 0.18 * height) * min(a * 1.5, 1.0)
-        lower = np.clip((band - (t_bot - t)) / feather, 0.0, 1.0) * middle * 0.45
-        colour += lower[..., None] * (_TEETH_BGR * 0.8 - colour)
+        span = np.float32(min(a * 1.5, 1.0))
+
+        def over(cover, paint):   # ``paint`` over ``colour`` where ``cover`` (0..1) says
+            nonlocal colour
+            colour = colour + cover[..., None] * (paint - colour)
+
+        # The tongue lies on the floor of the mouth and goes down with the jaw: its back arches up
+        # in the middle, a little darker where it turns away.
+        arch = t_bot - height * (0.22 + 0.2 * (1.0 - across ** 2))
+        body = np.clip((t - arch) / (2 * feather), 0.0, 1.0) * (1.0 - _smoothstep(0.6, 0.95, across)) * 0.9 * span
+        over(body, _TONGUE_BODY_BGR * (0.7 + 0.3 * np.clip((t - arch) / np.maximum(0.3 * height, 1.0), 0, 1)
+                                       )[..., None] * (0.6 + 0.4 * shade))
         if tongue > 0.0:   # t d l n th: the tongue tip up behind the upper teeth, in the middle
             tip = (1.0 - _smoothstep(0.25, 0.55, across)) * (1.0 - _smoothstep(0.35, 0.8, depth)) \
                 * _smoothstep(0.05, 0.25, depth) * tongue
-            colour += tip[..., None] * (_TONGUE_BGR * (0.8 + 0.2 * shade) - colour)
+            over(tip, _TONGUE_BGR * (0.8 + 0.2 * shade))
+        # Lower teeth ride on the jaw just inside the lower lip, one tooth a tenth of the mouth wide.
+        band = np.minimum(0.065 * p.width, 0.24 * height) * span
+        lower = np.clip((band - (t_bot - t)) / feather, 0.0, 1.0) * middle * 0.9
+        mid_s = float(ts[0] + ts[-1]) / 2
+        phase = (s - mid_s) / (0.1 * p.width) + 0.5
+        gaps = 1.0 - 0.22 * np.exp(-((phase - np.round(phase)) / 0.1) ** 2)
+        over(lower, _TEETH_BGR * (0.72 + 0.2 * shade) * gaps[..., None])
+        if not p.teeth_showing:   # upper teeth, fixed to the skull: their edge stays where it is
+            edge = np.interp(s, ts, (p.points[p.top] + shift - origin) @ p.v).astype(np.float32) + 0.09 * p.width
+            edge = np.minimum(edge, t_top + 0.45 * height)
+            teeth = np.clip((edge - t) / feather, 0.0, 1.0) * middle * 0.9
+            over(teeth, _TEETH_BGR * (0.75 + 0.25 * shade) * gaps[..., None])
+        # Inner-lip shading: the lips' inner edges shadow what is just inside them.
+        r = max(1.0, 0.025 * p.width)
+        colour *= (1.0 - 0.4 * np.exp(-np.maximum(t - t_top, 0.0) / r)
+                   - 0.3 * np.exp(-np.maximum(t_bot - t, 0.0) / r))[..., None]
         a3 = alpha[..., None]
         roi = frame[y0:y1, x0:x1]
         roi[:] = (roi * (1.0 - a3) + colour * a3 + 0.5).astype(np.uint8)
+
+
+def _carried_along(points: np.ndarray, disp: np.ndarray, row: int, ring: np.ndarray) -> np.ndarray:
+    """The displacement of point ``row`` inside the polygon ``ring`` that moves it with the
+    triangle of the ring's own triangulation it lies in (affinely), so it never leaves it."""
+    x, y = points[row]
+    ring_pts = points[ring]
+    tris = delaunay(ring_pts - ring_pts.min(axis=0) + 1, *(np.ptp(ring_pts, axis=0) + 3).astype(int))
+    best, best_w = None, -np.inf
+    for tri in tris:
+        a, b, c = ring_pts[tri]
+        m = np.array([[b[0] - a[0], c[0] - a[0]], [b[1] - a[1], c[1] - a[1]]])
+        if abs(np.linalg.det(m)) < 1e-9:
+            continue
+        u, v = np.linalg.solve(m, (x - a[0], y - a[1]))
+        w = np.array([1 - u - v, u, v])
+        if w.min() > best_w:
+            best, best_w = (tri, w), w.min()
+    tri, w = best
+    return w @ disp[ring[tri]]
 
 
 def _box(pts: np.ndarray, w: int, h: int, pad: int) -> tuple[int, int, int, int]:

@@ -10,7 +10,8 @@ it than after it (the lips anticipate the next sound more than they hold the las
 longer phonemes reach further. Lip consonants (m, b, p, f, v) and rounding pull harder than
 tongue consonants (t, d, n, k, s), which barely move the lips: those take the vowels' shape
 around them. A bilabial closes the lips completely on every frame within half a frame of its
-interval, so a short /b/ is never skipped by the frame rate.
+interval and on at least two frames (a one-frame closure does not survive a video codec), so a
+short /b/ is never skipped by the frame rate nor blurred away in an MP4.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ _DOM = np.array([_DOMINANCE.get(v, 1.0) for v in VISEMES], dtype=np.float64)
 _STRESS = frozenset("ˈˌ'")
 UNSTRESSED_JAW = 0.7   # reduced vowels (schwa) open less than stressed ones
 _ANTICIPATION = 1.4    # reach before a phoneme, relative to after it
+MIN_CLOSED_FRAMES = 2   # the fewest frames a bilabial shuts the lips on
 _PRESS_REACH = 0.02    # seconds over which the lips meet before a bilabial
 _REACH = 0.03          # seconds of reach of the shortest phoneme, plus a quarter of its length
 
@@ -171,14 +173,15 @@ class PhonemeTrack:
         return PhonemeShape(float(jaw), float(width), float(press), tongue, stress)
 
     def _closes(self, p: Phone, t: float) -> bool:
-        """Whether the frame at ``t`` shuts the lips for bilabial ``p``: every frame inside it, or,
-        for one too short to hold a frame, the frame nearest its middle."""
+        """Whether the frame at ``t`` shuts the lips for bilabial ``p``: every frame inside it and
+        the two frames either side of its middle. A closure held for one frame only is rebuilt
+        from its open neighbours by a video codec (H.264 at CRF 23 leaves such lips parted); two
+        frames survive it."""
         if p.start <= t < p.end:
             return True
         fps = 0.5 / self.half_frame
-        if math.ceil(p.start * fps - 1e-9) < p.end * fps:   # some frame falls inside
-            return False
-        return abs(t - p.centre) <= self.half_frame
+        k = round(t * fps)
+        return 0 <= k - math.floor(p.centre * fps) <= MIN_CLOSED_FRAMES - 1
 
     def drop_before(self, t: float) -> None:
         """Forget phonemes that ended well before ``t`` (they no longer pull on any frame)."""

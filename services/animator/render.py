@@ -48,6 +48,7 @@ class FrameState:
     blink: float = 0.0                 # 0 = eyes open .. 1 = shut
     brows: float = 0.0                 # 0 = at rest .. 1 = raised (emphasis)
     head: tuple[float, float, float] = (0.0, 0.0, 0.0)  # head sway: dx px, dy px, roll radians
+    gaze: tuple[float, float] = (0.0, 0.0)   # irises: -1..1 towards the image's right, -1..1 up
 
 
 class Renderer(abc.ABC):

@@ -108,7 +108,7 @@ class _Stream:
                           speaking=shape.openness > 0.05 or shape.press > 0.5, stress=shape.stress)
             state = FrameState(index=i, pts=pts, openness=shape.openness, audio=window, width=shape.width,
                                press=shape.press, tongue=shape.tongue, blink=idle.blink, head=idle.head,
-                               brows=idle.brows)
+                               brows=idle.brows, gaze=idle.gaze)
             out.append(self.backend.frame(self.entry, state, self.format, self.quality))
         self.next_index = stop
         self.audio.drop_before(self.tracker.centre(stop) - self.tracker.half)

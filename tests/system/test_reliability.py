@@ -398,3 +398,45 @@ def test_the_concurrency_limit_refuses_at_once_and_readiness_follows_saturation(
             assert health_of(port, service) == "SERVING"
     finally:
         g.stop(("gateway",))
+
+
+def test_the_animators_refusal_reaches_the_client_not_grpcs_internal_error(stack, tmp_path):
+    """An animator that refuses the turn's Animate call (here: its one concurrent call is taken)
+    while the gateway streams the reply's audio into it: the client gets the animator's own status,
+    never INTERNAL "Internal error from Core" from a write into the failed stream."""
+    animator = Stack(run_dir=tmp_path / "animator", port_offset=PORT_OFFSET + 90,
+                     service_env={"animator": {"TALKER_MAX_CONCURRENT_RPCS": "1"}})
+    animator.stop(("animator",))
+    animator.start(("animator",))
+    held = threading.Event()
+    try:
+        animator.wait_serving(timeout=120, names=("animator",))
+        targets = {f"TALKER_GATEWAY_{s.upper()}_TARGET": stack.services[s].target for s in STAGES}
+        targets["TALKER_GATEWAY_ANIMATOR_TARGET"] = animator.services["animator"].target
+        g = Stack(run_dir=tmp_path / "gateway", port_offset=PORT_OFFSET + 110, service_env={"gateway": targets})
+        g.stop(("gateway",))
+        g.start(("gateway",))
+        try:
+            g.wait_serving(timeout=60, names=("gateway",))
+
+            def hold():   # an Animate stream that keeps the animator's only slot until the test ends
+                yield animator_pb2.AnimateRequest(config=animator_pb2.AnimateConfig(sample_rate=16000))
+                held.wait(120)
+
+            with animator.channel("animator") as ach, g.channel("gateway", [("grpc.max_receive_message_length",
+                                                                             64 << 20)]) as gch:
+                holder = animator_pb2_grpc.AnimatorServiceStub(ach).Animate(hold(), timeout=150)
+                time.sleep(0.5)
+                stub = gateway_pb2_grpc.GatewayServiceStub(gch)
+                for _ in range(4):   # the write race is a matter of chance (it hit 1 turn in 4 before the fix)
+                    with pytest.raises(grpc.RpcError) as err:
+                        story(stub, tokens=48, timeout=120)
+                    assert err.value.code() == C.RESOURCE_EXHAUSTED, (err.value.code(), err.value.details())
+                    assert err.value.details().startswith("animator:"), err.value.details()
+                held.set()
+                holder.cancel()
+        finally:
+            g.stop(("gateway",))
+    finally:
+        held.set()
+        animator.stop(("animator",))

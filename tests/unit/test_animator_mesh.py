@@ -15,7 +15,7 @@ import pytest
 from services.animator.avatar import AvatarPreparer
 from services.animator.config import DEFAULT_PORTRAIT
 from services.animator.idle import Idle, blink_curve
-from services.animator.mesh import MeshWarpRenderer
+from services.animator.mesh import LOWER_INNER, UPPER_INNER, MeshWarpRenderer
 from services.animator.render import FrameState, Renderer
 from services.animator.renderers import make_renderer
 from services.animator.visemes import MouthTracker, TextAligner, spectral_shape
@@ -81,6 +81,22 @@ def test_blinks_are_short_and_two_to_six_seconds_apart():
     assert 9 <= len(starts) <= 31 and gaps.min() >= 1.9 and gaps.max() <= 6.1
     lengths = np.diff(np.flatnonzero(np.diff(closed.astype(int)))) * 0.01
     assert lengths[::2].max() <= 0.16
+
+
+def test_the_eyes_glance_now_and_then_the_same_way_for_a_seed():
+    t = np.arange(0, 30, 0.04)
+    gaze = np.array([Idle(512, seed=6).gaze(float(x)) for x in [0.0]] + [g for g in _gazes(6, t)])[1:]
+    assert np.abs(gaze).max() <= 0.9 and np.abs(gaze[:, 0]).max() > 0.2
+    jumps = np.flatnonzero(np.abs(np.diff(gaze, axis=0)).max(axis=1) > 0.02)
+    starts = t[1:][jumps][np.insert(np.diff(jumps) > 3, 0, True)]
+    assert 6 <= len(starts) <= 30 and np.diff(starts).min() >= 0.9    # a glance every 1-4 s
+    assert np.array_equal(_gazes(6, t), _gazes(6, t)) and not np.array_equal(_gazes(6, t), _gazes(7, t))
+    assert Idle(512, head_motion=False).gaze(5.0) == (0.0, 0.0)
+
+
+def _gazes(seed: int, t: np.ndarray) -> np.ndarray:
+    idle = Idle(512, seed=seed)
+    return np.array([idle.state(float(x)).gaze for x in t])
 
 
 def test_head_sway_is_a_pixel_or_two_and_can_be_switched_off():
@@ -211,6 +227,91 @@ def test_blink_closes_the_eyes_and_nothing_below(mesh, avatar):
     assert (out[eye].max(axis=2) < 90).sum() < 0.6 * (avatar.image[eye].max(axis=2) < 90).sum()
 
 
+def _iris_x(img: np.ndarray, lm: np.ndarray) -> float:
+    """Mean x of the dark iris pixels inside the first eye's corners."""
+    eye = img[int(lm[159, 1]) - 2:int(lm[145, 1]) + 2, int(lm[33, 0]):int(lm[133, 0])].max(axis=2)
+    _, xs = np.nonzero(eye < 80)
+    assert xs.size > 10
+    return float(xs.mean())
+
+
+def test_gaze_moves_the_irises_and_nothing_outside_the_eyes(mesh, avatar):
+    lm = avatar.landmarks
+    right, left = frame(mesh, gaze=(1.0, 0.0)), frame(mesh, gaze=(-1.0, 0.0))
+    assert _iris_x(right, lm) > _iris_x(avatar.image, lm) + 0.3 > _iris_x(left, lm) + 0.6
+    changed = np.abs(right - avatar.image).max(axis=2) > 0
+    eyes = np.zeros_like(changed)
+    for ring in ((33, 133, 159, 145), (263, 362, 386, 374)):
+        x0, x1 = sorted((int(lm[ring[0], 0]), int(lm[ring[1], 0])))
+        eyes[int(lm[ring[2], 1]) - 4:int(lm[ring[3], 1]) + 5, x0 - 2:x1 + 3] = True
+    assert changed.any() and not (changed & ~eyes).any()
+    assert np.array_equal(frame(mesh, gaze=(1.0, 0.0), blink=1.0), frame(mesh, blink=1.0))  # shut lids hide it
+
+
+def test_a_blink_lowers_a_lid_of_the_portraits_skin_with_a_lash_line(mesh, avatar):
+    _, m = mesh
+    lm = avatar.landmarks
+    eye = (slice(int(lm[159, 1]), int(lm[145, 1]) + 1), slice(int(lm[33, 0]) + 3, int(lm[133, 0]) - 2))
+    shut = frame(mesh, blink=1.0)[eye].reshape(-1, 3)
+    skin = m.lid_skin[0]
+    # Most of the shut eye is lid skin, not the white and iris of the eye...
+    off_skin = np.median(np.abs(shut - skin).max(axis=1))
+    assert off_skin < 0.8 * np.median(np.abs(avatar.image[eye].reshape(-1, 3) - skin).max(axis=1))
+    # ...and the lid's edge is a dark lash line across it.
+    assert (shut.max(axis=1) < 110).sum() >= eye[1].stop - eye[1].start - 6
+
+
+def test_a_closed_mouth_portrait_opens_onto_fixed_upper_teeth_and_a_jaw_that_carries_the_lower(preparer):
+    r = MeshWarpRenderer(0.3)
+    smile = preparer.prepare(cv2.imencode(".png", cv2.imread(DEFAULT_PORTRAIT))[1].tobytes())
+    # The default portrait smiles with its teeth showing; lips pressed shut make the closed-mouth one.
+    closed_img = r.render(r.prepare(smile), FrameState(0, 0.0, 0.0, press=1.0))
+    closed = preparer.prepare(cv2.imencode(".png", closed_img)[1].tobytes())
+    m = r.prepare(closed)
+    assert not m.teeth_showing and r.prepare(smile).teeth_showing
+    lm = closed.landmarks
+    col = slice(int(lm[13, 0]) - 3, int(lm[13, 0]) + 4)
+
+    def rows_of(img, lo, hi):   # per row, whether the mouth's middle column band is teeth: light and grey
+        band = img[lo:hi, col].astype(int)
+        teeth = (band.min(axis=2) > 110) & (np.ptp(band, axis=2) < 30)
+        return teeth.mean(axis=1) > 0.5
+
+    lo, hi = int(lm[13, 1]) - 5, int(lm[152, 1])
+    half, full = r.render(m, FrameState(0, 0.0, 0.7)), r.render(m, FrameState(0, 0.0, 1.0))
+    teeth_half, teeth_full = rows_of(half, lo, hi), rows_of(full, lo, hi)
+    runs = [np.flatnonzero(t) for t in (teeth_half, teeth_full)]
+    assert all(len(x) for x in runs)
+    # Upper teeth: their edge is where it was (fixed to the skull); the lower teeth went down with the jaw.
+    upper_edge = [x[np.flatnonzero(np.diff(x) > 1)[0]] if (np.diff(x) > 1).any() else x[-1] for x in runs]
+    assert abs(int(upper_edge[0]) - int(upper_edge[1])) <= 2
+    assert runs[1][-1] > runs[0][-1] + 4
+    # The chin goes down with the jaw too.
+    chin = int(lm[152, 0])
+    dark0 = np.flatnonzero(closed.image[:, chin].max(axis=1) < 90)
+    dark1 = np.flatnonzero(full[:, chin].max(axis=1) < 90)
+    below_chin = lambda d: d[d > lm[152, 1] - 5].min()  # noqa: E731 - the shadow under the chin
+    assert below_chin(dark1) > below_chin(dark0) + 3
+    # Rounded and open, the upper inner lip goes up all along (none of it down over the teeth)
+    # and the lower one down, and no triangle folds.
+    shaped = m.bases["open"] + m.bases["round"]
+    assert np.all(shaped[list(UPPER_INNER[1:-1])] @ m.v <= 0.0)
+    assert np.all(shaped[list(LOWER_INNER[1:-1])] @ m.v > 0.0)
+    a, b, c = (m.triangles[:, k] for k in range(3))
+
+    def area(pts):
+        d1, d2 = pts[b] - pts[a], pts[c] - pts[a]
+        return 0.5 * (d1[:, 0] * d2[:, 1] - d1[:, 1] * d2[:, 0])
+
+    # Slivers along the shut lips' line have no area to fold (they open into the painted mouth).
+    src = area(m.points)
+    sign, real = np.sign(src), np.abs(src) >= 1.0
+    for mix in ({"open": 1.0}, {"open": 1.0, "round": 1.0}, {"open": 1.0, "wide": 1.0}, {"press": 1.0},
+                {"blink": 1.0, "open": 0.5}):
+        disp = sum(k * m.bases[name] for name, k in mix.items())
+        assert (sign * area(m.points + disp))[real].min() >= 0.0, mix
+
+
 def _on_canvas(img: np.ndarray, side: int, x: int, y: int) -> np.ndarray:
     canvas = np.full((720, 960, 3), 200, np.uint8)
     canvas[y:y + side, x:x + side] = cv2.resize(img, (side, side), interpolation=cv2.INTER_AREA)
@@ -259,9 +360,11 @@ def test_no_mesh_triangle_ever_folds(preparer, name):
 
     sign = np.sign(area(m.points))
     worst = np.inf
-    for op, wd, pr, bl, br in itertools.product(np.linspace(0, 1, 5), np.linspace(-1, 1, 5), (0, 0.5, 1),
-                                                (0, 0.5, 1), (0, 1)):
-        coef = {"open": op, "wide": max(wd, 0.0), "round": max(-wd, 0.0), "press": pr, "blink": bl, "brows": br}
+    for op, wd, pr, bl, br, gx, gy in itertools.product(np.linspace(0, 1, 5), np.linspace(-1, 1, 5), (0, 0.5, 1),
+                                                        (0, 0.5, 1), (0, 1), (-1, 0, 1), (-1, 1)):
+        look = 1.0 - bl   # as the renderer does: shut lids hold the iris still
+        coef = {"open": op, "wide": max(wd, 0.0), "round": max(-wd, 0.0), "press": pr, "blink": bl, "brows": br,
+                "gaze_x": gx * look, "gaze_y": gy * look}
         disp = sum(k * m.bases[name] for name, k in coef.items())
         worst = min(worst, float((sign * area(m.points + disp)).min()))
     assert worst >= 0.0, f"a triangle folds over (signed area {worst:.4f} px²)"

@@ -252,6 +252,27 @@ def test_a_stage_error_mid_turn_ends_the_turn_not_the_session():
                                              {"stage": stage, "code": code}) is not None
 
 
+def test_the_animators_status_wins_over_grpcs_internal_error_on_the_audio_it_was_still_sent():
+    # The fake animator refuses the portrait while the gateway streams a long reply's audio into
+    # the call; grpc then reports INTERNAL "Internal error from Core" for a write into the failed
+    # stream on some turns (1 in 8 before the fix). Forty turns: the real status every time.
+    async def main():
+        script = Script(reply=tuple(f"Sentence {i} of a long reply. " for i in range(30)),
+                        fail={"animator": (1, grpc.StatusCode.INVALID_ARGUMENT, "avatar_image: no face found")})
+        errors = []
+        for _ in range(40):
+            async with gateway(script) as (stub, _, _):
+                client = Client(stub)
+                client.send(text="Hello.")
+                errors.append((await client.until(is_summary(1)))[-1].error)
+                client.close()
+        return errors
+
+    for error in run(main()):
+        assert (error.stage, error.code) == ("animator", common_pb2.ERROR_CODE_INVALID_ARGUMENT), error
+        assert "no face found" in error.message
+
+
 @pytest.mark.parametrize(("messages", "code", "text"), [
     ([{"end_of_turn": gateway_pb2.EndOfTurn()}], grpc.StatusCode.INVALID_ARGUMENT, "end_of_turn: no audio"),
     ([{"audio": b"\x00"}], grpc.StatusCode.INVALID_ARGUMENT, "even number of bytes"),
