@@ -47,6 +47,10 @@ class AsrConfig(Settings):
     # Seconds of audio the encoder sees per window (Whisper's own is 30).
     chunk_length: int = 30
     max_audio_seconds: float = 60.0
+    # Transcribe (push-to-talk): decode the audio so far at each pause while it streams in, and use
+    # that decode when only silence followed it (services/asr/transcribe.py); False = one decode at the
+    # end of the stream.
+    early_decode: bool = True
     # --- hands-free turn detection (Listen) ---
     # Silero VAD speech probability at which a 32 ms frame counts as speech (while speaking, frames
     # down to vad_threshold - 0.15 still do: hysteresis keeps soft word endings in the turn).
