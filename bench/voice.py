@@ -130,20 +130,33 @@ def main() -> int:
     parser.add_argument("--gap", type=float, default=4.0, help="silence after each hands-free question, s")
     parser.add_argument("--session-turns", type=int, default=10)
     parser.add_argument("--offset", type=int, default=800, help="port offset of the benchmark stack")
+    parser.add_argument("--profiles", default="quality",
+                        help="comma-separated LLM profiles for the hands-free turns, each in its own stack")
+    parser.add_argument("--models-dir", default="", help="TALKER_LLM_MODELS_DIR where the profiles are installed")
     args = parser.parse_args()
     questions = list(QUESTIONS[:args.questions])
 
-    stack = Stack(run_dir=OUT / "stack-voice", port_offset=args.offset)
-    stack.stop()
-    stack.start()
-    try:
-        stack.wait_serving(300)
-        piper = [wav_to_16k(stack.speak(q)) for q in questions]
-        voices = {"piper": piper, **{f"espeak {r}": [espeak(q, r) for q in questions] for r in ESPEAK_RATES}}
-        free = hands_free(stack, piper[:args.hands_free_turns], questions[:args.hands_free_turns], args.gap)
-        ttft = prompt_reuse(stack, args.session_turns)
-    finally:
+    profiles = args.profiles.split(",")
+    free_by_profile = {}
+    for profile in profiles:
+        env = {"TALKER_LLM_MODEL": profile}
+        if args.models_dir:
+            env["TALKER_LLM_MODELS_DIR"] = args.models_dir
+        stack = Stack(run_dir=OUT / "stack-voice", port_offset=args.offset, env=env)
         stack.stop()
+        stack.start()
+        try:
+            stack.wait_serving(300)
+            if profile == profiles[0]:
+                piper = [wav_to_16k(stack.speak(q)) for q in questions]
+                voices = {"piper": piper, **{f"espeak {r}": [espeak(q, r) for q in questions] for r in ESPEAK_RATES}}
+            free_by_profile[profile] = hands_free(stack, piper[:args.hands_free_turns],
+                                                  questions[:args.hands_free_turns], args.gap)
+            if profile == profiles[0]:
+                ttft = prompt_reuse(stack, args.session_turns)
+        finally:
+            stack.stop()
+    free = free_by_profile[profiles[0]]
     model_rows = asr_models(voices, questions)
 
     s = free["summaries"]
@@ -153,11 +166,19 @@ def main() -> int:
     hit_rate = free["hits"] / tried if tried else 0.0
     hf_rows = [[name, p50(v), pct(v, 95)] for name, v in [
         ("end-of-turn wait (end of speech → decision)", wait),
+        ("transcript after the decision", [x.time_to_transcript_seconds - x.end_of_turn_delay_seconds for x in s]),
         ("time to transcript", [x.time_to_transcript_seconds for x in s]),
         ("time to first token", [x.time_to_first_token_seconds for x in s]),
         ("time to first audio", [x.time_to_first_audio_seconds for x in s]),
         ("time to first frame", ttff)]]
     voice_cols = [f"WER {v}" for v in voices]
+    profile_rows = []
+    for profile, run in free_by_profile.items():
+        frames = [x.time_to_first_frame_seconds for x in run["summaries"]]
+        waits = [x.end_of_turn_delay_seconds for x in run["summaries"]]
+        tries = run["hits"] + run["misses"]
+        profile_rows.append([profile, p50(frames), pct(frames, 95), p50(waits),
+                             f"{run['hits']:.0f}/{tries:.0f}"])
     text = f"""## Voice loop (hands-free turns, ASR models)
 
 ASR models on the spoken-question set ({len(questions)} questions read by Piper and by espeak-ng at
@@ -173,13 +194,18 @@ the user's speech ({len(s)} answered turns of {free['turns']}; end-of-turn reaso
 
 {table(["measure", "p50", "p95"], hf_rows)}
 
+Per LLM profile (each in its own stack, the same questions; seconds):
+
+{table(["profile", "first frame p50", "first frame p95", "end-of-turn wait p50", "preemptive hits"], profile_rows)}
+
 Preemptive generation: {free['hits']:.0f} hits, {free['misses']:.0f} misses (hit rate {hit_rate:.0%}).
 Transcripts heard exactly in {sum(1 for h in free['heard'] if h == 0)} of {len(free['heard'])} turns.
 
 Prompt prefix reuse: time to first token (text turns, one session, history growing) at turn 1
 {ttft[0]:.3f} s, turn {len(ttft)} {ttft[-1]:.3f} s (all turns: {', '.join(f'{t:.2f}' for t in ttft)}).
 llama-cpp-python's `generate` keeps the previous call's KV cache and evaluates only the tokens after the
-longest common prefix, so a session's next turn pays for its new messages, not the whole history.
+longest common prefix, so a session's next turn pays for its new messages, not the whole history; the
+per-prefix state cache keeps that true when sessions interleave (`bench/answers.py` measures two).
 
 Targets: hands-free first frame p50 ≤ 1.2 s ({'met' if p50(ttff) <= 1.2 else 'MISSED'}: {p50(ttff):.2f} s).
 """
