@@ -185,8 +185,9 @@ def main() -> int:
             for i in range(args.turns):
                 s = spoken_turn(stub, questions[i % len(questions)])
                 spoken.append(s)
-                print(f"{profile} spoken turn {i + 1}: first frame {s.time_to_first_frame_seconds:.3f} s, "
-                      f"turn {s.turn_seconds:.3f} s", file=sys.stderr)
+                path = " ".join(f"{k} {v:.2f}" for k, v in critical_path(s).items())
+                print(f"{profile} spoken turn {i + 1}: first frame {s.time_to_first_frame_seconds:.3f} s "
+                      f"({path}), turn {s.turn_seconds:.3f} s", file=sys.stderr)
             if profile == profiles[0]:
                 for n in (1, 2, 4):
                     concurrency[n] = load(stub, n, args.load_turns)
