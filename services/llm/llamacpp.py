@@ -108,6 +108,7 @@ class LlamaCppBackend(LlmBackend):
         temp = sampling.temperature
         if self.cache is not None:
             self.cache.restore(llm, tokens)
+        self.on_prefix_cache(len(tokens), type(llm).longest_token_prefix(llm.input_ids[:llm.n_tokens].tolist(), tokens))
         gen = llm.generate(tokens, temp=temp, top_p=sampling.top_p, top_k=40, min_p=0.05,
                            repeat_penalty=sampling.repetition_penalty, reset=True)
         try:
