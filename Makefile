@@ -141,9 +141,9 @@ test: setup $(SETUP_EXTRA) promtool proto-check test-unit
 	@for t in $(TEST_EXTRA); do $(MAKE) --no-print-directory $$t || exit 1; done
 
 # Benchmarks on the local machine; results land in docs/benchmarks.md.
-bench: setup $(SETUP_EXTRA)
+bench: setup $(SETUP_EXTRA) llm-models
 	rm -rf out/bench && mkdir -p out/bench
-	$(VENV)/dev/bin/python -m bench.pipeline
+	$(VENV)/dev/bin/python -m bench.pipeline --profiles quality,fast
 	@failed=""; for t in $(BENCH_EXTRA); do $(MAKE) --no-print-directory $$t || failed="$$failed $$t"; done; \
 	$(VENV)/dev/bin/python -m bench.report; \
 	if [ -n "$$failed" ]; then echo "bench: missed its criteria or failed:$$failed (see docs/benchmarks.md)"; exit 1; fi

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 import urllib.request
 
 import grpc
@@ -25,7 +26,7 @@ from gateway.client import microphone_chunks
 from services.common.audio import float_to_pcm16
 from stack.local import Stack
 from talker.v1 import asr_pb2, asr_pb2_grpc, gateway_pb2, gateway_pb2_grpc
-from tests.spoken import ESPEAK_RATES, QUESTIONS, RATE, espeak, silence, wav_to_16k
+from tests.spoken import ESPEAK_RATES, QUESTIONS, RATE, espeak, silence, trimmed, wav_to_16k
 from tests.system.test_spoken_questions import corpus_wer
 from tests.wer import wer
 
@@ -72,6 +73,34 @@ def asr_models(voices: dict[str, list[np.ndarray]], questions: list[str]) -> lis
         rows.append([label, corpus_wer(pairs), *per_voice, p50(seconds), pct(seconds, 95)])
         print(f"{label}: WER {rows[-1][1]:.3f}, decode p50 {rows[-1][-2]:.3f} s", file=sys.stderr)
     return rows
+
+
+def push_to_talk(piper: list[np.ndarray], release: float, rounds: int) -> list[list]:
+    """Seconds from the end of a real-time Transcribe stream (the question, then `release` s of silence)
+    to its transcript, with the early decode at pauses on and off (one ASR service each, alternated)."""
+    waits: dict[str, list[float]] = {"on": [], "off": []}
+    for _ in range(rounds):
+        for setting in waits:
+            env = {"TALKER_THREADS": "2", "TALKER_ASR_EARLY_DECODE": "true" if setting == "on" else "false"}
+            proc, target, _ = start_service("asr", ROOT / ".venv/asr/bin/python", "services.asr", env,
+                                            OUT / "voice-asr.log")
+            try:
+                with grpc.insecure_channel(target) as ch:
+                    stub = asr_pb2_grpc.AsrServiceStub(ch)
+                    for audio in piper:
+                        ended = []
+
+                        def requests(audio=audio, ended=ended):
+                            yield asr_pb2.TranscribeRequest(config=asr_pb2.TranscribeConfig(sample_rate=RATE))
+                            for pcm in microphone_chunks(np.concatenate([audio, silence(release)]), RATE):
+                                yield asr_pb2.TranscribeRequest(audio=pcm)
+                            ended.append(time.monotonic())
+
+                        list(stub.Transcribe(requests(), timeout=120))
+                        waits[setting].append(time.monotonic() - ended[0])
+            finally:
+                stop_service(proc)
+    return [[f"early decode {k}", p50(v), pct(v, 95)] for k, v in waits.items()]
 
 
 def hands_free(stack: Stack, piper: list[np.ndarray], questions: list[str], gap: float) -> dict:
@@ -130,21 +159,38 @@ def main() -> int:
     parser.add_argument("--gap", type=float, default=4.0, help="silence after each hands-free question, s")
     parser.add_argument("--session-turns", type=int, default=10)
     parser.add_argument("--offset", type=int, default=800, help="port offset of the benchmark stack")
+    parser.add_argument("--release", type=float, default=0.3,
+                        help="push-to-talk: silence between the end of speech and the end of the stream, s")
+    parser.add_argument("--ptt-rounds", type=int, default=2, help="push-to-talk: on/off rounds, alternated")
+    parser.add_argument("--profiles", default="quality",
+                        help="comma-separated LLM profiles for the hands-free turns, each in its own stack")
+    parser.add_argument("--models-dir", default="", help="TALKER_LLM_MODELS_DIR where the profiles are installed")
     args = parser.parse_args()
     questions = list(QUESTIONS[:args.questions])
 
-    stack = Stack(run_dir=OUT / "stack-voice", port_offset=args.offset)
-    stack.stop()
-    stack.start()
-    try:
-        stack.wait_serving(300)
-        piper = [wav_to_16k(stack.speak(q)) for q in questions]
-        voices = {"piper": piper, **{f"espeak {r}": [espeak(q, r) for q in questions] for r in ESPEAK_RATES}}
-        free = hands_free(stack, piper[:args.hands_free_turns], questions[:args.hands_free_turns], args.gap)
-        ttft = prompt_reuse(stack, args.session_turns)
-    finally:
+    profiles = args.profiles.split(",")
+    free_by_profile = {}
+    for profile in profiles:
+        env = {"TALKER_LLM_MODEL": profile}
+        if args.models_dir:
+            env["TALKER_LLM_MODELS_DIR"] = args.models_dir
+        stack = Stack(run_dir=OUT / "stack-voice", port_offset=args.offset, env=env)
         stack.stop()
+        stack.start()
+        try:
+            stack.wait_serving(300)
+            if profile == profiles[0]:
+                piper = [wav_to_16k(stack.speak(q)) for q in questions]
+                voices = {"piper": piper, **{f"espeak {r}": [espeak(q, r) for q in questions] for r in ESPEAK_RATES}}
+            free_by_profile[profile] = hands_free(stack, piper[:args.hands_free_turns],
+                                                  questions[:args.hands_free_turns], args.gap)
+            if profile == profiles[0]:
+                ttft = prompt_reuse(stack, args.session_turns)
+        finally:
+            stack.stop()
+    free = free_by_profile[profiles[0]]
     model_rows = asr_models(voices, questions)
+    ptt_rows = push_to_talk([trimmed(a) for a in piper[:args.hands_free_turns]], args.release, args.ptt_rounds)
 
     s = free["summaries"]
     ttff = [x.time_to_first_frame_seconds for x in s]
@@ -153,11 +199,19 @@ def main() -> int:
     hit_rate = free["hits"] / tried if tried else 0.0
     hf_rows = [[name, p50(v), pct(v, 95)] for name, v in [
         ("end-of-turn wait (end of speech → decision)", wait),
+        ("transcript after the decision", [x.time_to_transcript_seconds - x.end_of_turn_delay_seconds for x in s]),
         ("time to transcript", [x.time_to_transcript_seconds for x in s]),
         ("time to first token", [x.time_to_first_token_seconds for x in s]),
         ("time to first audio", [x.time_to_first_audio_seconds for x in s]),
         ("time to first frame", ttff)]]
     voice_cols = [f"WER {v}" for v in voices]
+    profile_rows = []
+    for profile, run in free_by_profile.items():
+        frames = [x.time_to_first_frame_seconds for x in run["summaries"]]
+        waits = [x.end_of_turn_delay_seconds for x in run["summaries"]]
+        tries = run["hits"] + run["misses"]
+        profile_rows.append([profile, p50(frames), pct(frames, 95), p50(waits),
+                             f"{run['hits']:.0f}/{tries:.0f}"])
     text = f"""## Voice loop (hands-free turns, ASR models)
 
 ASR models on the spoken-question set ({len(questions)} questions read by Piper and by espeak-ng at
@@ -166,6 +220,13 @@ ASR models on the spoken-question set ({len(questions)} questions read by Piper 
 
 {table(["model", "WER", *voice_cols, "decode p50 s", "decode p95 s"], model_rows)}
 
+Push-to-talk ASR: each of the first {args.hands_free_turns} Piper questions streamed in real time to
+`AsrService.Transcribe`, then {args.release:g} s of silence and the end of the stream (the user lets go of
+the button); seconds from the end of the stream to the transcript, with the decode at each pause while
+the audio streams in on and off (`TALKER_ASR_EARLY_DECODE`; {args.ptt_rounds} rounds each, alternated):
+
+{table(["ASR", "p50", "p95"], ptt_rows)}
+
 Hands-free: one `Converse` session (turn detection by the server), {len(questions[:args.hands_free_turns])}
 Piper questions streamed in real time, each followed by {args.gap:g} s of silence; seconds from the end of
 the user's speech ({len(s)} answered turns of {free['turns']}; end-of-turn reasons:
@@ -173,13 +234,18 @@ the user's speech ({len(s)} answered turns of {free['turns']}; end-of-turn reaso
 
 {table(["measure", "p50", "p95"], hf_rows)}
 
+Per LLM profile (each in its own stack, the same questions; seconds):
+
+{table(["profile", "first frame p50", "first frame p95", "end-of-turn wait p50", "preemptive hits"], profile_rows)}
+
 Preemptive generation: {free['hits']:.0f} hits, {free['misses']:.0f} misses (hit rate {hit_rate:.0%}).
 Transcripts heard exactly in {sum(1 for h in free['heard'] if h == 0)} of {len(free['heard'])} turns.
 
 Prompt prefix reuse: time to first token (text turns, one session, history growing) at turn 1
 {ttft[0]:.3f} s, turn {len(ttft)} {ttft[-1]:.3f} s (all turns: {', '.join(f'{t:.2f}' for t in ttft)}).
 llama-cpp-python's `generate` keeps the previous call's KV cache and evaluates only the tokens after the
-longest common prefix, so a session's next turn pays for its new messages, not the whole history.
+longest common prefix, so a session's next turn pays for its new messages, not the whole history; the
+per-prefix state cache keeps that true when sessions interleave (`bench/answers.py` measures two).
 
 Targets: hands-free first frame p50 ≤ 1.2 s ({'met' if p50(ttff) <= 1.2 else 'MISSED'}: {p50(ttff):.2f} s).
 """

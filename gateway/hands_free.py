@@ -148,7 +148,8 @@ class HandsFree:
 
     async def _turn_end(self, event) -> None:
         speech_end_at = self._time_of(event.speech_end_offset_seconds)
-        delay = time.monotonic() - speech_end_at
+        # The decision came before the transcript this message waited for.
+        delay = max(0.0, time.monotonic() - speech_end_at - event.transcript_wait_seconds)
         self.metrics.end_of_turn_delay.observe(delay)
         await self.session.emit(gateway_pb2.ConverseResponse(turn=self._next_turn(), end_of_turn=(
             gateway_pb2.EndOfTurnDetected(reason=REASONS.get(event.reason, 0),

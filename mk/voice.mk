@@ -9,8 +9,8 @@ BENCH_EXTRA += bench-voice
 .PHONY: espeak-ng bench-voice
 
 # ASR models on the spoken-question set, hands-free turns, prompt reuse -> out/bench/voice.md.
-bench-voice: espeak-ng $(VENV)/asr/.installed $(VENV)/dev/.installed
-	$(VENV)/dev/bin/python -m bench.voice
+bench-voice: espeak-ng $(VENV)/asr/.installed $(VENV)/dev/.installed llm-models
+	$(VENV)/dev/bin/python -m bench.voice --profiles quality,fast
 
 espeak-ng:
 	@command -v espeak-ng >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \

@@ -19,6 +19,7 @@ class AsrConfig(Settings):
     LIMITS: ClassVar[Mapping[str, Range]] = {
         "beam_size": Range(1, 10),
         "listen_beam_size": Range(1, 10),
+        "partial_beam_size": Range(1, 10),
         "chunk_length": Range(1, 30),
         "max_audio_seconds": Range(0, 600, open_lo=True),
         "vad_threshold": Range(0.15, 1, open_lo=True),
@@ -44,9 +45,16 @@ class AsrConfig(Settings):
     # "completed" it ("the capital low."); but greedy also heard Piper's "capital of France" as
     # "capital of friends". Heard right first.
     listen_beam_size: int = 5
+    # Captions while the user speaks (Listen partials): greedy, so that the decode at the pause, which
+    # the turn's transcript waits for, is never queued long behind one.
+    partial_beam_size: int = 1
     # Seconds of audio the encoder sees per window (Whisper's own is 30).
     chunk_length: int = 30
     max_audio_seconds: float = 60.0
+    # Transcribe (push-to-talk): decode the audio so far at each pause while it streams in, and use
+    # that decode when only silence followed it (services/asr/transcribe.py); False = one decode at the
+    # end of the stream.
+    early_decode: bool = True
     # --- hands-free turn detection (Listen) ---
     # Silero VAD speech probability at which a 32 ms frame counts as speech (while speaking, frames
     # down to vad_threshold - 0.15 still do: hysteresis keeps soft word endings in the turn).

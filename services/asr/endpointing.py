@@ -112,3 +112,24 @@ class Endpointer:
         ended = Ended(reason, self.start, self.speech_end, self.pos, probability)
         self.start, self.run, self.likely = None, 0, 0.0
         return ended
+
+
+class Pauses:
+    """Pauses in a push-to-talk stream (the client says where the turn ends): where the last speech
+    ended, and the frame at which each pause of `pause_seconds` after speech begins, the moment worth
+    decoding the audio so far (if the user stops there, what follows is silence and that decode is
+    the transcript)."""
+
+    def __init__(self, config: AsrConfig, frame_seconds: float):
+        self.off = config.vad_threshold - 0.15  # the Endpointer's in-speech threshold: soft endings count
+        self.pause_frames = max(1, round(config.pause_seconds / frame_seconds))
+        self.pos = 0
+        self.speech_end: int | None = None  # frame just after the last speech frame; None: no speech yet
+
+    def feed(self, probability: float) -> bool:
+        """One frame's speech probability; True when a pause has just lasted `pause_seconds`."""
+        self.pos += 1
+        if probability >= self.off:
+            self.speech_end = self.pos
+            return False
+        return self.speech_end is not None and self.pos - self.speech_end == self.pause_frames

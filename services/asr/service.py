@@ -13,6 +13,7 @@ from services.asr.backend import MODEL_RATE, WhisperBackend
 from services.asr.config import BACKENDS, AsrConfig
 from services.asr.detectors import SmartTurn, silero_path
 from services.asr.listen import ListenStream
+from services.asr.transcribe import EarlyDecoder
 from services.common import buckets, tracing
 from services.common.audio import pcm16_to_float, resample
 from services.common.backends import backend_class
@@ -43,6 +44,10 @@ class AsrMetrics:
         self.end_of_turn_delay = Histogram(
             "talker_asr_end_of_turn_delay_seconds",
             "From the end of speech to the end-of-turn decision, seconds of audio.", buckets=buckets.ENDPOINTING)
+        self.early_decodes = Counter(
+            "talker_asr_transcribe_results_total",
+            "Transcribe (push-to-talk) transcripts: reused (decoded at a pause while the audio streamed, only "
+            "silence after it) or decoded_at_end.", ["result"])
         self.partials = Counter("talker_asr_partial_transcripts_total",
                                 "Partial transcripts sent while the user spoke or paused.")
 
@@ -86,7 +91,7 @@ class AsrServiceServicer(asr_pb2_grpc.AsrServiceServicer):
             task.cancel()
 
     async def Transcribe(self, request_iterator, context):
-        rate, chunks, n_bytes, req_language = 0, [], 0, ""
+        rate, n_bytes, req_language, decoder = 0, 0, "", None
         max_bytes = int(self.config.max_audio_seconds * 48000 * 2)
         async for req in request_iterator:
             kind = req.WhichOneof("msg")
@@ -97,6 +102,7 @@ class AsrServiceServicer(asr_pb2_grpc.AsrServiceServicer):
                 SAMPLE_RATE.check("config.sample_rate", rate, " Hz")
                 max_bytes = int(self.config.max_audio_seconds * rate * 2)
                 req_language = req.config.language
+                decoder = EarlyDecoder(self, req_language)
             elif kind == "audio":
                 if not rate:
                     raise FailedPrecondition("audio: sent before config; send TranscribeConfig first")
@@ -105,23 +111,21 @@ class AsrServiceServicer(asr_pb2_grpc.AsrServiceServicer):
                 n_bytes += len(req.audio)
                 if n_bytes > max_bytes:
                     raise InvalidArgument(f"audio: longer than {self.config.max_audio_seconds:g} s")
-                chunks.append(req.audio)
+                decoder.feed(resample(pcm16_to_float(req.audio), rate, MODEL_RATE))
             else:
                 raise InvalidArgument("request: neither config nor audio is set")
         if not rate:
             raise InvalidArgument("config: missing; the stream must start with TranscribeConfig")
         if n_bytes == 0:
             raise InvalidArgument("audio: no audio was received")
-        samples = resample(pcm16_to_float(b"".join(chunks)), rate, MODEL_RATE)
-        audio_seconds = samples.size / MODEL_RATE
-        async with self.lock:
-            t0 = time.perf_counter()
-            with tracing.tracer("talker.asr").start_as_current_span("asr.transcribe", attributes={
-                    "talker.asr.model": self.backend.model_name, "talker.asr.audio_seconds": audio_seconds}) as span:
-                text = await asyncio.to_thread(self.backend.transcribe, samples, req_language)
-                span.set_attribute("talker.asr.words", len(text.split()))
-            seconds = time.perf_counter() - t0
+        audio_seconds = decoder.size / MODEL_RATE
+        with tracing.tracer("talker.asr").start_as_current_span("asr.transcribe", attributes={
+                "talker.asr.model": self.backend.model_name, "talker.asr.audio_seconds": audio_seconds}) as span:
+            text, seconds, reused = await decoder.final()
+            span.set_attribute("talker.asr.words", len(text.split()))
+            span.set_attribute("talker.asr.early_decode_reused", reused)
         model = self.backend.model_name
+        self.metrics.early_decodes.labels("reused" if reused else "decoded_at_end").inc()
         self.metrics.audio_seconds.labels(model).inc(audio_seconds)
         self.metrics.processing.labels(model).observe(seconds, tracing.exemplar())
         self.metrics.rtf.labels(model).observe(seconds / max(audio_seconds, 1e-3))

@@ -82,8 +82,9 @@ def clause_ends(text: str) -> Iterator[int]:
 class SentenceSplitter:
     """Cuts a token stream into sentences as soon as each is complete.
 
-    The first piece of a reply is also cut at a clause when it grows past
-    ``first_clause_chars`` (the voice starts early), later ones past
+    The first piece of a reply is also cut at its first clause end past half of
+    ``first_clause_chars``, as soon as that end arrives (the voice starts while the
+    LLM is still on its first sentence); later ones at a clause when they grow past
     ``clause_chars``; anything past ``max_chars`` is cut between words.
     """
 
@@ -117,9 +118,12 @@ class SentenceSplitter:
         end = next(sentence_ends(buf), None)
         if end is not None:
             return self._take(end)
-        limit = self.first_clause_chars if self.emitted == 0 else self.clause_chars
-        if len(buf) >= limit:
-            clauses = [e for e in clause_ends(buf) if e >= limit // 2]
+        if self.emitted == 0:
+            first = next((e for e in clause_ends(buf) if e >= self.first_clause_chars // 2), None)
+            if first is not None:
+                return self._take(first)
+        elif len(buf) >= self.clause_chars:
+            clauses = [e for e in clause_ends(buf) if e >= self.clause_chars // 2]
             if clauses:
                 return self._take(clauses[-1])
         if len(buf) > self.max_chars:

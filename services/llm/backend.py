@@ -80,6 +80,8 @@ class LlmBackend(abc.ABC):
         self.loop: asyncio.AbstractEventLoop | None = None
         # Called with the seconds a request waited before the model took it.
         self.on_queue_time: Callable[[float], None] = lambda seconds: None
+        # Called with (prompt tokens, of them found in a cached prefix) per request, where the backend knows.
+        self.on_prefix_cache: Callable[[int, int], None] = lambda queried, hit: None
 
     async def start(self) -> None:
         """Runs on the server's event loop before :meth:`load`."""

@@ -5,7 +5,9 @@ wakes its waiters in FIFO order, so concurrent sessions wait their turn instead
 of failing (up to ``TALKER_LLM_MAX_WAITING``; beyond that RESOURCE_EXHAUSTED).
 Generation is a token loop over ``Llama.generate`` (exact token counts, the KV
 cache of the previous turn's shared prefix is reused), detokenized incrementally
-with stop sequences applied here.
+with stop sequences applied here. Each conversation's context state is kept per
+prompt prefix (services/llm/prefix_cache.py), so interleaved sessions each reuse
+their own prefix.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collections.abc import AsyncIterator, Iterator
 from services.common.threads import iterate_in_thread
 from services.llm import models
 from services.llm.backend import BackendStats, Busy, LlmBackend, Message, Piece, Prompt, Sampling, StopMatcher
+from services.llm.prefix_cache import PrefixCache
 
 
 class LlamaCppBackend(LlmBackend):
@@ -34,6 +37,7 @@ class LlamaCppBackend(LlmBackend):
         self.tokenizer_lock = threading.Lock()
         self.running = 0
         self.waiting = 0
+        self.cache: PrefixCache | None = None
 
     def load(self) -> None:
         from llama_cpp import Llama
@@ -53,6 +57,8 @@ class LlamaCppBackend(LlmBackend):
             bos_token=vocab.token_get_text(self.llm.token_bos()),
             add_generation_prompt=True,
         )
+        if self.config.prompt_cache_mib:
+            self.cache = PrefixCache(self.config.prompt_cache_mib << 20)
         stop = self.formatter(messages=[{"role": "user", "content": "x"}]).stop or []
         self.template_stops = stop if isinstance(stop, list) else [stop]
         for _ in self._tokens(self.render([{"role": "user", "content": "Hi"}]),
@@ -100,6 +106,9 @@ class LlamaCppBackend(LlmBackend):
         pending = b""  # bytes of a UTF-8 character split across tokens
         generated, reason = 0, "length"
         temp = sampling.temperature
+        if self.cache is not None:
+            self.cache.restore(llm, tokens)
+        self.on_prefix_cache(len(tokens), type(llm).longest_token_prefix(llm.input_ids[:llm.n_tokens].tolist(), tokens))
         gen = llm.generate(tokens, temp=temp, top_p=sampling.top_p, top_k=40, min_p=0.05,
                            repeat_penalty=sampling.repetition_penalty, reset=True)
         try:
@@ -125,6 +134,8 @@ class LlamaCppBackend(LlmBackend):
                 yield Piece(text=out)
         finally:
             gen.close()
+            if self.cache is not None:
+                self.cache.save(llm)
         tail = stops.flush() + pending.decode("utf-8", "replace")
         yield Piece(text=tail, tokens=0, finish_reason=reason)
 

@@ -67,6 +67,11 @@ class LlmMetrics:
                                    "(TALKER_LLM_MAX_SENTENCES).", m, **r)
         self.replies_repetitive = Counter("talker_llm_replies_repetitive_total",
                                           "Replies that repeat a phrase of four or more words.", m, **r)
+        self.prefix_queries = Counter("talker_llm_prefix_cache_queries_total",
+                                      "Prompt tokens looked up in the prefix cache (llamacpp).", m, **r)
+        self.prefix_hits = Counter("talker_llm_prefix_cache_hits_total",
+                                   "Prompt tokens found in the prefix cache: the live context or a state kept "
+                                   "for another conversation (llamacpp).", m, **r)
         self.history_dropped = Counter("talker_llm_history_messages_dropped_total",
                                        "Oldest messages dropped to fit the context window.", m, **r)
 
@@ -82,6 +87,13 @@ class LlmMetrics:
         self.replies_cut.labels(model)
         self.replies_repetitive.labels(model)
         backend.on_queue_time = self.queue.labels(model).observe
+        queries, hits = self.prefix_queries.labels(model), self.prefix_hits.labels(model)
+
+        def on_prefix_cache(queried: int, hit: int) -> None:
+            queries.inc(queried)
+            hits.inc(hit)
+
+        backend.on_prefix_cache = on_prefix_cache
         # Device memory is exported for every stage by services.common.metrics.DeviceMemoryCollector.
 
 

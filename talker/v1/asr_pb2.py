@@ -14,15 +14,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13talker/v1/asr.proto\x12\ttalker.v1\"9\n\x10TranscribeConfig\x12\x13\n\x0bsample_rate\x18\x01 \x01(\x05\x12\x10\n\x08language\x18\x02 \x01(\t\"Z\n\x11TranscribeRequest\x12-\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1b.talker.v1.TranscribeConfigH\x00\x12\x0f\n\x05\x61udio\x18\x02 \x01(\x0cH\x00\x42\x05\n\x03msg\"g\n\x12TranscribeResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x10\n\x08is_final\x18\x02 \x01(\x08\x12\x15\n\raudio_seconds\x18\x03 \x01(\x01\x12\x1a\n\x12processing_seconds\x18\x04 \x01(\x01\"5\n\x0cListenConfig\x12\x13\n\x0bsample_rate\x18\x01 \x01(\x05\x12\x10\n\x08language\x18\x02 \x01(\t\"R\n\rListenRequest\x12)\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x17.talker.v1.ListenConfigH\x00\x12\x0f\n\x05\x61udio\x18\x02 \x01(\x0cH\x00\x42\x05\n\x03msg\"\xae\x01\n\x0eListenResponse\x12\x38\n\x0espeech_started\x18\x01 \x01(\x0b\x32\x1e.talker.v1.ListenSpeechStartedH\x00\x12+\n\x07partial\x18\x02 \x01(\x0b\x32\x18.talker.v1.ListenPartialH\x00\x12,\n\x08turn_end\x18\x03 \x01(\x0b\x32\x18.talker.v1.ListenTurnEndH\x00\x42\x07\n\x05\x65vent\"3\n\x13ListenSpeechStarted\x12\x1c\n\x14\x61udio_offset_seconds\x18\x01 \x01(\x01\"M\n\rListenPartial\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x1c\n\x14\x61udio_offset_seconds\x18\x02 \x01(\x01\x12\x10\n\x08\x61t_pause\x18\x03 \x01(\x08\"\xf9\x01\n\rListenTurnEnd\x12(\n\x06reason\x18\x01 \x01(\x0e\x32\x18.talker.v1.TurnEndReason\x12\x0c\n\x04text\x18\x02 \x01(\t\x12#\n\x1bspeech_start_offset_seconds\x18\x03 \x01(\x01\x12!\n\x19speech_end_offset_seconds\x18\x04 \x01(\x01\x12\x15\n\rdelay_seconds\x18\x05 \x01(\x01\x12\x1e\n\x16\x63ompletion_probability\x18\x06 \x01(\x02\x12\x15\n\raudio_seconds\x18\x07 \x01(\x01\x12\x1a\n\x12processing_seconds\x18\x08 \x01(\x01*\x8f\x01\n\rTurnEndReason\x12\x1f\n\x1bTURN_END_REASON_UNSPECIFIED\x10\x00\x12\x1c\n\x18TURN_END_REASON_SEMANTIC\x10\x01\x12\x1f\n\x1bTURN_END_REASON_SILENCE_CAP\x10\x02\x12\x1e\n\x1aTURN_END_REASON_STREAM_END\x10\x03\x32\x9e\x01\n\nAsrService\x12M\n\nTranscribe\x12\x1c.talker.v1.TranscribeRequest\x1a\x1d.talker.v1.TranscribeResponse(\x01\x30\x01\x12\x41\n\x06Listen\x12\x18.talker.v1.ListenRequest\x1a\x19.talker.v1.ListenResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13talker/v1/asr.proto\x12\ttalker.v1\"9\n\x10TranscribeConfig\x12\x13\n\x0bsample_rate\x18\x01 \x01(\x05\x12\x10\n\x08language\x18\x02 \x01(\t\"Z\n\x11TranscribeRequest\x12-\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1b.talker.v1.TranscribeConfigH\x00\x12\x0f\n\x05\x61udio\x18\x02 \x01(\x0cH\x00\x42\x05\n\x03msg\"g\n\x12TranscribeResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x10\n\x08is_final\x18\x02 \x01(\x08\x12\x15\n\raudio_seconds\x18\x03 \x01(\x01\x12\x1a\n\x12processing_seconds\x18\x04 \x01(\x01\"5\n\x0cListenConfig\x12\x13\n\x0bsample_rate\x18\x01 \x01(\x05\x12\x10\n\x08language\x18\x02 \x01(\t\"R\n\rListenRequest\x12)\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x17.talker.v1.ListenConfigH\x00\x12\x0f\n\x05\x61udio\x18\x02 \x01(\x0cH\x00\x42\x05\n\x03msg\"\xae\x01\n\x0eListenResponse\x12\x38\n\x0espeech_started\x18\x01 \x01(\x0b\x32\x1e.talker.v1.ListenSpeechStartedH\x00\x12+\n\x07partial\x18\x02 \x01(\x0b\x32\x18.talker.v1.ListenPartialH\x00\x12,\n\x08turn_end\x18\x03 \x01(\x0b\x32\x18.talker.v1.ListenTurnEndH\x00\x42\x07\n\x05\x65vent\"3\n\x13ListenSpeechStarted\x12\x1c\n\x14\x61udio_offset_seconds\x18\x01 \x01(\x01\"M\n\rListenPartial\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x1c\n\x14\x61udio_offset_seconds\x18\x02 \x01(\x01\x12\x10\n\x08\x61t_pause\x18\x03 \x01(\x08\"\x9a\x02\n\rListenTurnEnd\x12(\n\x06reason\x18\x01 \x01(\x0e\x32\x18.talker.v1.TurnEndReason\x12\x0c\n\x04text\x18\x02 \x01(\t\x12#\n\x1bspeech_start_offset_seconds\x18\x03 \x01(\x01\x12!\n\x19speech_end_offset_seconds\x18\x04 \x01(\x01\x12\x15\n\rdelay_seconds\x18\x05 \x01(\x01\x12\x1e\n\x16\x63ompletion_probability\x18\x06 \x01(\x02\x12\x15\n\raudio_seconds\x18\x07 \x01(\x01\x12\x1a\n\x12processing_seconds\x18\x08 \x01(\x01\x12\x1f\n\x17transcript_wait_seconds\x18\t \x01(\x01*\x8f\x01\n\rTurnEndReason\x12\x1f\n\x1bTURN_END_REASON_UNSPECIFIED\x10\x00\x12\x1c\n\x18TURN_END_REASON_SEMANTIC\x10\x01\x12\x1f\n\x1bTURN_END_REASON_SILENCE_CAP\x10\x02\x12\x1e\n\x1aTURN_END_REASON_STREAM_END\x10\x03\x32\x9e\x01\n\nAsrService\x12M\n\nTranscribe\x12\x1c.talker.v1.TranscribeRequest\x1a\x1d.talker.v1.TranscribeResponse(\x01\x30\x01\x12\x41\n\x06Listen\x12\x18.talker.v1.ListenRequest\x1a\x19.talker.v1.ListenResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'talker.v1.asr_pb2', _globals)
 if _descriptor._USE_C_DESCRIPTORS == False:
   DESCRIPTOR._options = None
-  _globals['_TURNENDREASON']._serialized_start=991
-  _globals['_TURNENDREASON']._serialized_end=1134
+  _globals['_TURNENDREASON']._serialized_start=1024
+  _globals['_TURNENDREASON']._serialized_end=1167
   _globals['_TRANSCRIBECONFIG']._serialized_start=34
   _globals['_TRANSCRIBECONFIG']._serialized_end=91
   _globals['_TRANSCRIBEREQUEST']._serialized_start=93
@@ -40,7 +40,7 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _globals['_LISTENPARTIAL']._serialized_start=659
   _globals['_LISTENPARTIAL']._serialized_end=736
   _globals['_LISTENTURNEND']._serialized_start=739
-  _globals['_LISTENTURNEND']._serialized_end=988
-  _globals['_ASRSERVICE']._serialized_start=1137
-  _globals['_ASRSERVICE']._serialized_end=1295
+  _globals['_LISTENTURNEND']._serialized_end=1021
+  _globals['_ASRSERVICE']._serialized_start=1170
+  _globals['_ASRSERVICE']._serialized_end=1328
 # @@protoc_insertion_point(module_scope)

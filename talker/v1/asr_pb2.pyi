@@ -87,7 +87,7 @@ class ListenPartial(_message.Message):
     def __init__(self, text: _Optional[str] = ..., audio_offset_seconds: _Optional[float] = ..., at_pause: bool = ...) -> None: ...
 
 class ListenTurnEnd(_message.Message):
-    __slots__ = ("reason", "text", "speech_start_offset_seconds", "speech_end_offset_seconds", "delay_seconds", "completion_probability", "audio_seconds", "processing_seconds")
+    __slots__ = ("reason", "text", "speech_start_offset_seconds", "speech_end_offset_seconds", "delay_seconds", "completion_probability", "audio_seconds", "processing_seconds", "transcript_wait_seconds")
     REASON_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     SPEECH_START_OFFSET_SECONDS_FIELD_NUMBER: _ClassVar[int]
@@ -96,6 +96,7 @@ class ListenTurnEnd(_message.Message):
     COMPLETION_PROBABILITY_FIELD_NUMBER: _ClassVar[int]
     AUDIO_SECONDS_FIELD_NUMBER: _ClassVar[int]
     PROCESSING_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    TRANSCRIPT_WAIT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     reason: TurnEndReason
     text: str
     speech_start_offset_seconds: float
@@ -104,4 +105,5 @@ class ListenTurnEnd(_message.Message):
     completion_probability: float
     audio_seconds: float
     processing_seconds: float
-    def __init__(self, reason: _Optional[_Union[TurnEndReason, str]] = ..., text: _Optional[str] = ..., speech_start_offset_seconds: _Optional[float] = ..., speech_end_offset_seconds: _Optional[float] = ..., delay_seconds: _Optional[float] = ..., completion_probability: _Optional[float] = ..., audio_seconds: _Optional[float] = ..., processing_seconds: _Optional[float] = ...) -> None: ...
+    transcript_wait_seconds: float
+    def __init__(self, reason: _Optional[_Union[TurnEndReason, str]] = ..., text: _Optional[str] = ..., speech_start_offset_seconds: _Optional[float] = ..., speech_end_offset_seconds: _Optional[float] = ..., delay_seconds: _Optional[float] = ..., completion_probability: _Optional[float] = ..., audio_seconds: _Optional[float] = ..., processing_seconds: _Optional[float] = ..., transcript_wait_seconds: _Optional[float] = ...) -> None: ...

@@ -82,3 +82,38 @@ def test_bad_listen_input_gets_a_clear_status(channel_to):
     with pytest.raises(grpc.RpcError) as err:
         list(stub.Listen(iter([asr_pb2.ListenRequest(config=asr_pb2.ListenConfig(sample_rate=4000))]), timeout=30))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "4000" in err.value.details()
+
+
+def transcribe_streamed(channel, samples) -> asr_pb2.TranscribeResponse:
+    """Push-to-talk: Transcribe with the audio streamed in real time, as a microphone client sends it."""
+    def requests():
+        yield asr_pb2.TranscribeRequest(config=asr_pb2.TranscribeConfig(sample_rate=RATE))
+        for pcm in realtime_chunks(samples, RATE):
+            yield asr_pb2.TranscribeRequest(audio=pcm)
+
+    return list(asr_pb2_grpc.AsrServiceStub(channel).Transcribe(requests(), timeout=180))[-1]
+
+
+def transcribe_results(stack) -> dict[str, float]:
+    import urllib.request
+
+    from stack.process import metric_sum
+
+    with urllib.request.urlopen(stack.services["asr"].metrics_url, timeout=10) as resp:
+        text = resp.read().decode()
+    return {r: metric_sum(text, "talker_asr_transcribe_results_total", result=r) for r in ("reused", "decoded_at_end")}
+
+
+def test_push_to_talk_reuses_the_decode_made_at_the_pause(stack, channel_to, piper):
+    question = "How many legs does a spider have?"
+    before = transcribe_results(stack)
+    # Silence after the question, then the client ends the turn: the decode made at the pause is it.
+    quiet = transcribe_streamed(channel_to("asr"), concat(piper(question), silence(2.0)))
+    middle = transcribe_results(stack)
+    # Speech up to the end of the stream: nothing decoded before the end covers it.
+    cut = transcribe_streamed(channel_to("asr"), concat(piper("Tell me a story."), silence(0.6), piper(question)))
+    after = transcribe_results(stack)
+    assert wer(question, quiet.text) <= 0.15, quiet.text
+    assert wer("Tell me a story. " + question, cut.text) <= 0.2, cut.text
+    assert (middle["reused"] - before["reused"], middle["decoded_at_end"] - before["decoded_at_end"]) == (1, 0)
+    assert (after["reused"] - middle["reused"], after["decoded_at_end"] - middle["decoded_at_end"]) == (0, 1)

@@ -1,7 +1,7 @@
 """The end-of-turn state machine on made-up VAD probabilities (the models are tested in tests/system)."""
 
 from services.asr.config import AsrConfig
-from services.asr.endpointing import SEMANTIC, SILENCE_CAP, STREAM_END, Check, Ended, Endpointer, Started
+from services.asr.endpointing import SEMANTIC, SILENCE_CAP, STREAM_END, Check, Ended, Endpointer, Pauses, Started
 
 FRAME = 0.032
 CONFIG = AsrConfig(speech_start_seconds=0.2, pause_seconds=0.2, silence_cap_seconds=1.0, completion_threshold=0.7,
@@ -98,3 +98,17 @@ def test_a_likely_complete_utterance_ends_after_the_late_pause_unless_speech_res
     feed(ep, 0.0, 0.2)
     ep.verdict(0.8)
     assert feed(ep, 0.0, 0.1) + feed(ep, 0.9, 0.3) + feed(ep, 0.0, 0.15) == []
+
+
+def test_push_to_talk_pauses_are_found_once_each_after_speech():
+    pauses = Pauses(CONFIG, FRAME)
+    fired = lambda probability, seconds: [pauses.feed(probability) for _ in range(round(seconds / FRAME))]  # noqa: E731
+    assert not any(fired(0.0, 1.0))          # silence before any speech is no pause
+    assert pauses.speech_end is None
+    assert not any(fired(0.9, 0.64))         # speech: frames 32..51
+    assert pauses.speech_end == 51
+    assert fired(0.0, 0.64).count(True) == 1  # one pause, once it has lasted pause_seconds
+    assert pauses.pos == 71
+    fired(0.4, 0.032)                         # a soft word ending (above threshold - 0.15) is speech
+    assert pauses.speech_end == 72
+    assert fired(0.0, 0.32).index(True) == 5  # the next pause fires 6 frames (0.2 s) after it

@@ -103,3 +103,11 @@ def test_a_long_clause_is_cut_between_words():
     pieces = split_pieces(text, 120, 60)
     assert " ".join(pieces).split() == text.split()
     assert len(pieces[0]) <= 60 and all(MIN_PIECE_CHARS <= len(p) <= 120 for p in pieces)
+
+
+def test_the_first_clause_goes_as_soon_as_it_ends_and_a_short_one_waits():
+    s = SentenceSplitter(first_clause_chars=40)
+    assert s.feed("Well,") == [] and s.feed(" the sky looks blue to us,") == []  # "Well," is too short
+    assert s.feed(" because") == ["Well, the sky looks blue to us,"]           # out before the sentence ends
+    assert s.feed(" air scatters blue light, mostly.") == []                    # later pieces: whole sentences
+    assert s.feed(" Yes") == ["because air scatters blue light, mostly."]
