@@ -141,7 +141,7 @@ def idle_frame(backend: AnimatorBackend, entry: PreparedAvatar, idle: Idle, inde
     """One listening frame at ``pts`` on the motion clock, blocking."""
     state = motion(idle, pts, breath_px(entry.avatar.width))
     return backend.frame(entry, FrameState(index=index, pts=pts, openness=0.0, blink=state.blink,
-                                           head=state.head, brows=state.brows), fmt, quality)
+                                           head=state.head, brows=state.brows, gaze=state.gaze), fmt, quality)
 
 
 _MAX_PHONEMES = 4096   # per segment: a minute of speech is ~800
