@@ -3,7 +3,8 @@
     healthcheck.py                       the container's own service (Docker HEALTHCHECK, compose): the
                                          health-only port TALKER_HEALTH_PORT, else TALKER_GRPC_PORT; an
                                          HTTP service (the web page) on its own port: GET /healthz
-    healthcheck.py HOST:PORT [...]       each target in turn (the chart's `helm test` pod)
+    healthcheck.py TARGET [...]          each target in turn (the chart's `helm test` pod): HOST:PORT asks
+                                         gRPC health, an http:// URL wants 200
 
 Kubernetes probes do not use this: they speak gRPC health (and HTTP for the web page) natively.
 """
@@ -65,7 +66,7 @@ def main(targets: list[str]) -> int:
         targets = [f"127.0.0.1:{port}"]
     failed = 0
     for target in targets:
-        answer = status(target)
+        answer = http_status(target) if target.startswith(("http://", "https://")) else status(target)
         print(f"healthcheck: {target} {answer}")
         failed += answer != "SERVING"
     return 1 if failed else 0

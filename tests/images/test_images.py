@@ -195,6 +195,17 @@ def test_web_serves_the_page_metrics_and_health(web):
     assert f"http://127.0.0.1:{web.grpc_port}/healthz SERVING" in out, f"image web, step healthcheck: {out}"
 
 
+
+def test_helm_test_command_checks_the_stages_and_the_page(containers, web):
+    """The chart's `helm test` pod: the gateway image's healthcheck.py on gRPC targets and the page's /readyz."""
+    gw = next((c for n, c in containers.items() if service_of(n) == "gateway"), None)
+    if gw is None:
+        pytest.skip("the gateway image is not under test")
+    targets = [f"127.0.0.1:{gw.health_port}", web.url("/readyz")]
+    out = run_once(gw.ref, ["python", "/usr/local/lib/talker/healthcheck.py", *targets])
+    assert all(f"{t} SERVING" in out for t in targets), f"image gateway, step helm test: {out}"
+
+
 def test_web_is_ready_exactly_while_its_gateway_serves(containers, web, tmp_path):
     """Readiness (/readyz, the chart's readiness probe) follows the gateway: a page without one could only
     show an error. A second web container, its gateway an address where none listens, is live, not ready."""
