@@ -247,9 +247,6 @@ def test_a_variant_answers_its_own_request(containers, name):
     assert answered >= 1, f"image {name}, step metrics: {method} OK not counted"
 
 
-SEEDED_SETUPTOOLS = "66.1.1"
-
-
 def distributions(text: str) -> dict[str, str]:
     """name -> version from `name==version` lines (lock entries or what the image reports)."""
     found = re.findall(r"^([A-Za-z0-9_.-]+)==([^\s;\\]+)", text, re.M)
@@ -267,13 +264,7 @@ def test_the_environment_is_exactly_its_locks(name):
         pinned.update(distributions((ROOT / lock).read_text()))
     listing = run_once(ref, ["python", "-c", "import importlib.metadata as m; "
                              "print('\\n'.join(f'{d.name}=={d.version}' for d in m.distributions()))"])
-    installed = distributions(listing)
-    # Known exception: `python -m venv` seeds Debian's setuptools 66.1.1 and only pip is removed, so an
-    # image whose locks do not pin setuptools keeps that seed (unaudited: removing it changes the
-    # environment's layer, which rebuilds llama.cpp).
-    if "setuptools" not in pinned and installed.get("setuptools") == SEEDED_SETUPTOOLS:
-        del installed["setuptools"]
-    assert installed == pinned, f"image {name}, step environment: differs from {locks}"
+    assert distributions(listing) == pinned, f"image {name}, step environment: differs from {locks}"
 
 
 @pytest.mark.parametrize("name", sorted(CUDA_IMAGES))
