@@ -27,7 +27,9 @@ help:
 	@echo "           | lint | bench"
 	@echo "extras: test-llm-vllm bench-llm | test-tts-coqui bench-tts | test-animator-lipsync bench-animator"
 	@echo "        animator-showcase | k8s-tools helm-lint k8s k8s-check test-k8s"
-	@echo "images: images images-heavy push push-heavy test-images (REGISTRY=..., TAG=...) | lock test-locks"
+	@echo "        chart-readme chart-readme-check | chart-package CHART_HOME=https://..."
+	@echo "images: images images-heavy push push-heavy test-images test-images-heavy (REGISTRY=..., TAG=...)"
+	@echo "        | lock test-locks"
 
 # --- environments -----------------------------------------------------------
 setup: $(foreach s,$(SERVICES) dev,$(VENV)/$(s)/.installed)

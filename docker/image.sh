@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds one Talker image with buildah from docker/Dockerfile (make images / images-heavy run it).
 #   docker/image.sh list | list-heavy       the images: <service>[-<variant>]
+#   docker/image.sh locks NAME              the locks its environment is installed from, in order
 #   docker/image.sh wheelhouse NAME         out/wheelhouse/NAME: its locks and every file they pin
 #   docker/image.sh build NAME REF          wheelhouse, then the image, tagged REF
 # A service's image follows from the registry (services/common/registry.py) and its lock; a variant is
@@ -9,10 +10,8 @@
 # PYTHON_IMAGE names the base (make images-base builds it locally).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# The default images: one per gRPC service of the registry (services/common/registry.py). The web page
-# (HTTP, no gRPC port or health) has its own web/Dockerfile and is not built here nor by the image tests.
-read -r -a default <<< "$(python3 -c 'from services.common.registry import SERVICES
-print(" ".join(n for n, s in SERVICES.items() if s.grpc_port))')"
+# The default images: one per service of the registry (services/common/registry.py), the web page too.
+read -r -a default <<< "$(python3 -m services.common.registry)"
 heavy=(llm-vllm llm-vllm-cuda tts-coqui)
 
 # Build arguments of an image beyond those from the registry (one per line).
@@ -23,9 +22,11 @@ extra_args() {
         # llama.cpp compiles from its sdist (g++) and links OpenMP at run time.
         llm) printf '%s\n' BUILD_PACKAGES=g++ RUNTIME_PACKAGES=libgomp1 ;;
         # vLLM (CPU build / CUDA build) on the embedded SmolLM2, converted to safetensors at build time.
+        # The CPU build's kernels (vllm._C) link libnuma: without it the engine's workers cannot start.
         llm-vllm|llm-vllm-cuda)
             printf '%s\n' "SETUP=-m services.llm.convert_gguf --out /opt/talker/models/smollm2" \
-                "VARIANT_ENV=TALKER_LLM_BACKEND=vllm TALKER_LLM_MODEL=/opt/talker/models/smollm2" ;;
+                "VARIANT_ENV=TALKER_LLM_BACKEND=vllm TALKER_LLM_MODEL=/opt/talker/models/smollm2"
+            if [ "$1" = llm-vllm ]; then echo RUNTIME_PACKAGES=libnuma1; fi ;;
         # Coqui TTS on CUDA torch (runs on the CPU too); torchcodec links Debian's ffmpeg. No weights ship:
         # mount a model and set TALKER_TTS_MODEL_PATH / TALKER_TTS_CONFIG_PATH.
         tts-coqui) printf '%s\n' RUNTIME_PACKAGES=ffmpeg VARIANT_ENV=TALKER_TTS_BACKEND=coqui ;;
@@ -54,12 +55,13 @@ locks() {  # the image's locks, installed in this order
 }
 
 # Every build argument of an image: its service's module and ports from the registry, then its extras.
+# An HTTP service (the web page) has no gRPC port, so no gRPC health port either: its health is HTTP.
 args() {
     local svc; svc=$(service "$1")
     python3 -c 'import sys; from services.common.registry import SERVICES
 s = SERVICES.get(sys.argv[1]) or sys.exit(f"docker/image.sh: no service {sys.argv[1]!r} in the registry")
-print(f"MODULE={s.module}", f"GRPC_PORT={s.grpc_port or str()}", f"METRICS_PORT={s.metrics_port}",
-      sep="\n")' "$svc"
+print(f"MODULE={s.module}", f"GRPC_PORT={s.grpc_port or str()}", f"HTTP_PORT={s.http_port or str()}",
+      f"METRICS_PORT={s.metrics_port}", *(["HEALTH_PORT="] if s.grpc_port is None else []), sep="\n")' "$svc"
     printf '%s\n' "IMAGE=$1" "CODE=$(code "$1")"
     extra_args "$1"
 }
@@ -103,7 +105,8 @@ case ${1:-} in
     list) printf '%s\n' "${default[@]}" ;;
     list-heavy) printf '%s\n' "${heavy[@]}" ;;
     args) args "${2:?NAME}" ;;
+    locks) args "${2:?NAME}" >/dev/null && locks "$2" ;;
     wheelhouse) args "${2:?NAME}" >/dev/null && wheelhouse "$2" ;;
     build) args "${2:?NAME}" >/dev/null && build "$2" "${3:?REF}" ;;
-    *) echo "usage: docker/image.sh list | list-heavy | args NAME | wheelhouse NAME | build NAME REF" >&2; exit 2 ;;
+    *) echo "usage: docker/image.sh list | list-heavy | args NAME | locks NAME | wheelhouse NAME | build NAME REF" >&2; exit 2 ;;
 esac

@@ -18,7 +18,7 @@ image_ref = $(if $(REGISTRY),$(REGISTRY),localhost)/talker-$(call _svc,$1):$(TAG
 TEST_EXTRA += test-images
 BENCH_EXTRA += bench-images
 
-.PHONY: image-tools images-base images images-heavy push push-heavy test-images bench-images
+.PHONY: image-tools images-base images images-heavy heavy-disk push push-heavy test-images test-images-heavy bench-images
 
 image-tools:
 	@command -v buildah >/dev/null && command -v debootstrap >/dev/null && command -v podman >/dev/null || \
@@ -36,8 +36,15 @@ image-%: images-base
 		echo "image $*: $(call image_ref,$*) in $$(( $$(date +%s) - t0 )) s, $$(buildah images --format '{{.Size}}' $(call image_ref,$*))"
 
 images: $(addprefix image-,$(IMAGES))
-# vLLM (CPU and CUDA) and Coqui: several GB each, kept out of `make test`.
-images-heavy: $(addprefix image-,$(HEAVY_IMAGES))
+# vLLM (CPU and CUDA) and Coqui: several GB each, kept out of `make test`. A build holds the wheelhouse,
+# the build stage's environment, the runtime copy and, while committing, two temporary copies of a layer
+# (the Coqui environment is ~7.6 GB): refused below HEAVY_FREE_GB free in the image store, before it starts.
+HEAVY_FREE_GB ?= 45
+images-heavy: heavy-disk $(addprefix image-,$(HEAVY_IMAGES))
+heavy-disk:
+	@free=$$(df -BG --output=avail /var/lib/containers 2>/dev/null | tail -1 | tr -dc 0-9); \
+	[ "$${free:-0}" -ge $(HEAVY_FREE_GB) ] || { echo "images-heavy: $${free:-?} GB free in /var/lib/containers," \
+		"$(HEAVY_FREE_GB) GB needed (HEAVY_FREE_GB=...)"; exit 1; }
 
 # push-<name> pushes one image to $(REGISTRY) (buildah, or docker with PUSH_WITH=docker).
 push-%: image-%
@@ -52,6 +59,14 @@ push-heavy: $(addprefix push-,$(HEAVY_IMAGES))
 # Each image started for real: SERVING with its model, /metrics, and a spoken turn through all five.
 test-images: images $(VENV)/dev/.installed
 	TALKER_TEST_IMAGES="$(foreach i,$(IMAGES),$(i)=$(call image_ref,$(i)))" \
+		$(VENV)/dev/bin/python -m pytest -q -p no:cacheprovider tests/images
+
+# The heavy variants started for real: SERVING, /metrics and their own request (vLLM CPU on the embedded
+# SmolLM2, Coqui on a tiny random VITS). The CUDA image cannot serve without a GPU: it is built, and its
+# environment imports vllm. Not in `make test` (~12 GB of images; see docs/benchmarks.md for times).
+test-images-heavy: images-heavy $(VENV)/dev/.installed
+	TALKER_TEST_IMAGES="$(foreach i,$(filter-out %-cuda,$(HEAVY_IMAGES)),$(i)=$(call image_ref,$(i)))" \
+	TALKER_TEST_CUDA_IMAGES="$(foreach i,$(filter %-cuda,$(HEAVY_IMAGES)),$(i)=$(call image_ref,$(i)))" \
 		$(VENV)/dev/bin/python -m pytest -q -p no:cacheprovider tests/images
 
 # The size of each built image (heavy ones too, if built) -> out/bench/images.md (docs/benchmarks.md).

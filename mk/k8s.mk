@@ -19,10 +19,15 @@ K8S_NAMESPACE := talker
 K8S_CRD_APIS := --api-versions monitoring.coreos.com/v1/ServiceMonitor \
 	--api-versions monitoring.coreos.com/v1/PrometheusRule --api-versions keda.sh/v1alpha1/ScaledObject
 
-SETUP_EXTRA += $(K8S_TOOLS)/.installed $(K8S_VENV)/.installed
-TEST_EXTRA += test-k8s k8s-check
+# The chart README's parameter tables come from the `## @param` lines of values.yaml.
+CHART_README_PKG := @bitnami/readme-generator-for-helm
+CHART_README_VERSION := 2.7.2
+CHART_README_TOOL := $(VENV)/chart-readme/node_modules/.bin/readme-generator
 
-.PHONY: helm-lint k8s k8s-check test-k8s k8s-tools
+SETUP_EXTRA += $(K8S_TOOLS)/.installed $(K8S_VENV)/.installed
+TEST_EXTRA += test-k8s k8s-check chart-readme-check
+
+.PHONY: helm-lint k8s k8s-check test-k8s k8s-tools chart-readme chart-readme-check chart-package
 
 k8s-tools: $(K8S_TOOLS)/.installed $(K8S_VENV)/.installed
 
@@ -61,6 +66,39 @@ k8s-check: $(K8S_TOOLS)/.installed
 	bash tests/k8s/render-k8s.sh $(HELM) $(CHART) $$tmp/k8s $(K8S_RELEASE) $(K8S_NAMESPACE) && \
 	if diff -r $$tmp/k8s k8s >$$tmp/diff; then echo "k8s/ matches the chart"; \
 	else head -60 $$tmp/diff; echo "k8s/ drifted from $(CHART): run make k8s"; exit 1; fi
+
+$(VENV)/chart-readme/.installed:
+	rm -rf $(VENV)/chart-readme && mkdir -p $(VENV)/chart-readme
+	npm install --prefix $(VENV)/chart-readme --no-save --no-audit --no-fund --loglevel=error \
+		$(CHART_README_PKG)@$(CHART_README_VERSION) >/dev/null
+	touch $@
+
+# helm/talker/README.md's Parameters section, rewritten from values.yaml (which must annotate every value).
+chart-readme: $(VENV)/chart-readme/.installed
+	$(CHART_README_TOOL) --values $(CHART)/values.yaml --readme $(CHART)/README.md >/dev/null
+	@echo "$(CHART)/README.md: parameters from $(CHART)/values.yaml"
+
+# Fails when a value lacks its annotation or the README's tables differ from what values.yaml makes.
+chart-readme-check: $(VENV)/chart-readme/.installed
+	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && cp $(CHART)/README.md $$tmp/README.md && \
+	$(CHART_README_TOOL) --values $(CHART)/values.yaml --readme $$tmp/README.md >$$tmp/log 2>&1 || \
+		{ grep "^ERROR:" $$tmp/log; echo "$(CHART)/values.yaml: annotate every value (## @param)"; exit 1; }; \
+	if diff -u $(CHART)/README.md $$tmp/README.md >$$tmp/diff; then echo "$(CHART)/README.md matches values.yaml"; \
+	else head -40 $$tmp/diff; echo "$(CHART)/README.md is stale: run make chart-readme"; exit 1; fi
+
+# The chart packaged for publishing into out/chart/, with its public addresses set (Chart.yaml names none
+# until they exist), linted: make chart-package CHART_HOME=https://... [CHART_SOURCES="https://... ..."]
+# [CHART_ICON=https://...] [CHART_MAINTAINER_EMAIL=...] [CHART_MAINTAINER_URL=https://...]
+CHART_OUT ?= out/chart
+chart-package: $(K8S_TOOLS)/.installed $(K8S_VENV)/.installed
+	@[ -n "$(CHART_HOME)" ] || { echo "make chart-package: set CHART_HOME (the project's https:// address)"; exit 1; }
+	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && cp -r $(CHART) $$tmp/ && \
+	$(K8S_VENV)/bin/python mk/chart_meta.py $$tmp/$(notdir $(CHART)) --home "$(CHART_HOME)" \
+		$(foreach s,$(CHART_SOURCES),--source "$(s)") $(if $(CHART_ICON),--icon "$(CHART_ICON)") \
+		$(if $(CHART_MAINTAINER_EMAIL),--maintainer-email "$(CHART_MAINTAINER_EMAIL)") \
+		$(if $(CHART_MAINTAINER_URL),--maintainer-url "$(CHART_MAINTAINER_URL)") && \
+	$(HELM) lint --strict $$tmp/$(notdir $(CHART)) --quiet && mkdir -p $(CHART_OUT) && \
+	$(HELM) package $$tmp/$(notdir $(CHART)) -d $(CHART_OUT)
 
 # Chart assertions and offline schema validation of every CI scenario.
 test-k8s: $(K8S_TOOLS)/.installed $(K8S_VENV)/.installed

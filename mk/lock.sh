@@ -3,6 +3,7 @@
 # hash for every pin, for Python 3.11 on x86-64 Linux. Current pins are kept where the .in allows them.
 #   mk/lock.sh list                 the locks
 #   mk/lock.sh compile LOCK [OUT]   compile LOCK's .in into OUT (default: LOCK itself)
+#   mk/lock.sh options LOCK         LOCK's options beyond the shared ones (tests/locks uses them)
 # UV names the uv binary (make lock / make test-locks set it).
 set -euo pipefail
 locks=(
@@ -34,6 +35,7 @@ options() {
 }
 case ${1:-} in
     list) printf '%s\n' "${locks[@]}" ;;
+    options) options "${2:?options LOCK}" ;;
     compile)
         lock=${2:?compile LOCK [OUT]}; out=${3:-$lock}
         [ "$out" = "$lock" ] || cp "$lock" "$out" 2>/dev/null || true
@@ -41,5 +43,5 @@ case ${1:-} in
         UV_NATIVE_TLS=1 "${UV:-uv}" pip compile --quiet --generate-hashes --python-version 3.11 \
             --python-platform x86_64-manylinux_2_28 --annotation-style line \
             --custom-compile-command "make lock" $(options "$lock") "${lock%.txt}.in" -o "$out" ;;
-    *) echo "usage: mk/lock.sh list | compile LOCK [OUT]" >&2; exit 2 ;;
+    *) echo "usage: mk/lock.sh list | compile LOCK [OUT] | options LOCK" >&2; exit 2 ;;
 esac

@@ -51,6 +51,8 @@ def convert(gguf: str, out: str, dtype: str = "bfloat16") -> None:
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".convert-", dir=parent)
     try:
+        # mkdtemp makes the directory owner-only; the service may run as another user (the images do).
+        os.chmod(tmp, 0o755)
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         with open(os.path.join(tmp, "talker_source.json"), "w") as f:

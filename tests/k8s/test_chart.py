@@ -503,6 +503,15 @@ def test_image_registry_tag_and_digest():
     assert images["asr"] == "ghcr.io/acme/talker-asr@sha256:" + "a" * 64  # a digest pins the exact image
 
 
+def test_helm_test_reaches_the_page_when_its_openers_are_restricted():
+    objects = render(sets=("services.web.web.from[0].ipBlock.cidr=10.0.0.0/8",))
+    (rule,) = [r for r in by_kind(objects, "NetworkPolicy")["talker-web"]["spec"]["ingress"]
+               if r["ports"][0]["port"] == 8080]
+    assert {"ipBlock": {"cidr": "10.0.0.0/8"}} in rule["from"]
+    assert any(f.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/component") == "health-test"
+               for f in rule["from"]), rule
+
+
 def test_helm_test_asks_every_service_through_its_service(scenario):
     name, objects = scenario
     (pod,) = [o for o in objects if o["kind"] == "Pod"
@@ -511,12 +520,21 @@ def test_helm_test_asks_every_service_through_its_service(scenario):
     assert c["command"][:2] == ["python", "/usr/local/lib/talker/healthcheck.py"]
     assert c["image"] == container(by_kind(objects, "Deployment")["talker-gateway"])["image"]
     assert pod["spec"]["restartPolicy"] == "Never" and c["securityContext"]["runAsNonRoot"] is True
-    # every gRPC Service (the web page's serves HTTP: its probes are HTTP, see test_probes_...)
+    # every gRPC Service's health; the web page's readiness (HTTP: ready while its gateway serves)
     services = {n: s for n, s in by_kind(objects, "Service").items() if n != "talker-web"}
-    targets = dict(t.rsplit(":", 1) for t in c["command"][2:])
+    web_targets = [t for t in c["command"][2:] if t.startswith("http://")]
+    targets = dict(t.rsplit(":", 1) for t in c["command"][2:] if not t.startswith("http://"))
     assert set(targets) == set(services), "every Service is checked"
     labels = pod["metadata"]["labels"]
     policies = by_kind(objects, "NetworkPolicy")
+    if "talker-web" in by_kind(objects, "Service"):
+        assert web_targets == ["http://talker-web:8080/readyz"]
+        if policies:
+            (rule,) = [r for r in policies["talker-web"]["spec"]["ingress"] if r["ports"][0]["port"] == 8080]
+            assert "from" not in rule or any(set(f.get("podSelector", {}).get("matchLabels", {}).items())
+                                             <= set(labels.items()) for f in rule["from"]), "test pod admitted"
+    else:
+        assert not web_targets
     for svc_name, port in targets.items():
         svc = services[svc_name]
         (svc_port,) = [p for p in svc["spec"]["ports"] if p["port"] == int(port)]

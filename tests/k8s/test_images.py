@@ -37,11 +37,8 @@ def build_args(image: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in image_sh("args", image))
 
 
-# The web page (an HTTP service: no gRPC port, no gRPC health) is not built from docker/Dockerfile, whose
-# entrypoint, health check and health port are gRPC's: web/Dockerfile builds it, docker/image.sh (make images)
-# and the image tests (tests/images) leave it out.
-WEB_DOCKERFILE = ROOT / "web" / "Dockerfile"
-GRPC_SERVICES = tuple(n for n in SERVICES if "grpcPort" in VALUES["services"][n])
+def code_dir(name: str) -> str:
+    return f"services/{name}" if (ROOT / "services" / name).is_dir() else name
 
 
 def instructions(path: Path) -> list[tuple[str, str]]:
@@ -83,7 +80,8 @@ def test_one_dockerfile_multi_stage_from_the_local_python_base():
     assert ("ARG", "PYTHON_IMAGE=localhost/talker-python:3.11") in ins
     froms = [args for word, args in ins if word == "FROM"]
     assert froms == ["${PYTHON_IMAGE} AS build", "${PYTHON_IMAGE}"]
-    assert not list(ROOT.glob("services/*/Dockerfile")) and not (ROOT / "gateway" / "Dockerfile").exists()
+    tracked = subprocess.run(["git", "ls-files", "*Dockerfile*"], cwd=ROOT, capture_output=True, text=True).stdout
+    assert tracked.split() == ["docker/Dockerfile"]
 
 
 def test_packages_come_only_from_the_wheelhouse_with_hashes():
@@ -112,23 +110,15 @@ def main_port(name: str, cfg: dict) -> tuple[int, str, str]:
     return cfg["grpcPort"], "TALKER_GRPC_PORT", "TALKER_METRICS_PORT"
 
 
-def test_web_image_installs_its_hashed_lock_and_runs_non_root_on_the_charts_ports():
-    build, final = stages(WEB_DOCKERFILE)
-    runs = ";".join(args for word, args in build if word == "RUN")
-    installs = re.findall(r"pip install ([^;&|]*)", runs)
-    assert installs and all("--require-hashes" in a and "--no-deps" in a for a in installs), installs
-    assert ("COPY", "web/requirements.txt /src/requirements.txt") in build
+def test_web_image_serves_http_with_no_grpc_health_port():
+    """The web page's image: its HTTP and metrics ports, no gRPC port, and no health port (its health is
+    HTTP /healthz, which healthcheck.py asks when the image's module has an HTTP port)."""
     cfg = VALUES["services"]["web"]
-    users = [args for word, args in final if word == "USER"]
-    assert users and users[-1] == f"{UID}:{UID}"
-    exposed = {int(p) for w, a in final if w == "EXPOSE" for p in a.split()}
-    assert exposed == {cfg["httpPort"], cfg["metricsPort"]}
-    (cmd,) = [a for w, a in final if w == "CMD"]
-    assert yaml.safe_load(cmd) == ["python", "-m", cfg["module"]]
-    env = " ".join(a for w, a in final if w == "ENV")
-    assert f"TALKER_WEB_PORT={cfg['httpPort']}" in env and f"TALKER_WEB_METRICS_PORT={cfg['metricsPort']}" in env
-    assert "PYTHONPATH=/app" in env and "HOME=/tmp" in env
-    assert any(w == "HEALTHCHECK" for w, _ in final)
+    args = build_args("web")
+    assert args["MODULE"] == cfg["module"] and args["CODE"] == "web"
+    assert args["GRPC_PORT"] == "" and args["HEALTH_PORT"] == ""
+    assert int(args["HTTP_PORT"]) == cfg["httpPort"] and int(args["METRICS_PORT"]) == cfg["metricsPort"]
+    assert "HEALTH_PORT" not in build_args("gateway")  # the Dockerfile's default: the chart's probes.healthPort
 
 
 def test_runtime_stage_is_non_root_with_an_entrypoint_and_health_check():
@@ -137,10 +127,10 @@ def test_runtime_stage_is_non_root_with_an_entrypoint_and_health_check():
     assert users and users[-1] == f"{UID}:{UID}", "numeric non-root user (runAsNonRoot can verify it)"
     assert any(w == "RUN" and f"--uid {UID}" in a for w, a in final)
     env = " ".join(a for w, a in final if w == "ENV")
-    for setting in ("TALKER_MODULE=${MODULE}", "PYTHONPATH=/app", "HOME=/tmp",
-                    f"TALKER_HEALTH_PORT={VALUES['probes']['healthPort']}"):
+    for setting in ("TALKER_MODULE=${MODULE}", "PYTHONPATH=/app", "HOME=/tmp", "TALKER_HEALTH_PORT=${HEALTH_PORT:-0}"):
         assert setting in env
-    assert ("EXPOSE", f"${{GRPC_PORT}} ${{METRICS_PORT}} {VALUES['probes']['healthPort']}") in final
+    assert ("ARG", f"HEALTH_PORT={VALUES['probes']['healthPort']}") in final
+    assert ("EXPOSE", "${GRPC_PORT} ${HTTP_PORT} ${METRICS_PORT} ${HEALTH_PORT}") in final
     assert ("ENTRYPOINT", '["/usr/local/lib/talker/entrypoint.sh"]') in final
     assert any(w == "HEALTHCHECK" for w, _ in final)
 
@@ -150,22 +140,22 @@ def test_each_image_has_its_lock_and_the_charts_ports(image):
     service, _, variant = image.partition("-")
     args = build_args(image)
     cfg = VALUES["services"][service]
-    assert int(args["GRPC_PORT"]) == cfg["grpcPort"] and int(args["METRICS_PORT"]) == cfg["metricsPort"]
+    port = args["GRPC_PORT"] or args["HTTP_PORT"]
+    assert int(port) == cfg.get("grpcPort", cfg.get("httpPort")) and int(args["METRICS_PORT"]) == cfg["metricsPort"]
     assert args["MODULE"] == cfg["module"] and args["IMAGE"] == image
-    lock_dir = "gateway" if service == "gateway" else f"services/{service}"
-    lock = ROOT / lock_dir / f"requirements{'-' + variant if variant else ''}.txt"
+    lock = ROOT / code_dir(service) / f"requirements{'-' + variant if variant else ''}.txt"
     assert lock.exists(), f"{image}: no {lock.relative_to(ROOT)}"
     assert lock.with_suffix(".in").exists()
 
 
-def test_default_images_cover_every_grpc_service():
-    assert sorted(IMAGES) == sorted(GRPC_SERVICES)  # web: web/Dockerfile (see WEB_DOCKERFILE)
+def test_default_images_cover_every_service():
+    assert sorted(IMAGES) == sorted(SERVICES)
 
 
-@pytest.mark.parametrize("name", GRPC_SERVICES)
+@pytest.mark.parametrize("name", SERVICES)
 def test_copied_paths_exist_and_are_not_ignored(name):
     ignored = dockerignore()
-    code = "gateway" if name == "gateway" else f"services/{name}"
+    code = code_dir(name)
     for word, args in instructions(DOCKERFILE):
         if word != "COPY" or args.startswith("--from"):
             continue
@@ -201,8 +191,7 @@ def test_compose_matches_the_images_and_the_chart():
     for name, svc in services.items():
         cfg = VALUES["services"][name]
         assert svc["image"] == f"${{TALKER_REGISTRY:-localhost}}/talker-{name}:${{TALKER_TAG:-0.1.0}}"
-        if name == "web":
-            assert (ROOT / svc["build"]["context"] / svc["build"]["dockerfile"]) == WEB_DOCKERFILE
+        assert "build" not in svc, f"{name}: images come from `make images`"
         assert svc["read_only"] is True and svc["user"] == f"{UID}:{UID}" and svc["cap_drop"] == ["ALL"]
         env = svc["environment"]
         port, port_var, metrics_var = main_port(name, cfg)
