@@ -112,8 +112,11 @@ def test_push_to_talk_barge_in_stops_the_reply(ptt_web_service, question_wav, br
     wait_for(page, "talker.state === 'speaking'", 120, "the reply's first frame painted")
     page.execute_script("talker.toggleTalk()")  # Talk again while the avatar speaks: a barge-in
     turn = wait_for(page, "talker.turns[1] && talker.turns[1].done && talker.turns[1]", 30, "turn 1 ended")
-    assert turn["cancelled"], "the reply went on after the user spoke"
     wait_for(page, "talker.state !== 'speaking'", 5, "the page stopped speaking")
+    # The reply stopped: the gateway cancelled it, or (when the gateway had already made all of a short
+    # reply, faster than it plays) the page cut it off and dropped what was still to play.
+    interrupted = page.execute_script("return talker.interrupted")
+    assert turn["cancelled"] or 1 in interrupted, ("the reply went on after the user spoke", interrupted)
 
 
 def gateway_sessions(stack) -> float:

@@ -330,6 +330,9 @@ function toggleTalk() {
   if (!conn) return;
   if (!talking) {
     talking = true;
+    // Talking over the avatar is a barge-in: it stops at once (the gateway cancels what it still makes).
+    if (talker.state === "speaking") talker.interrupted.push(playingTurn);
+    conn.flush();
     conn.send({ type: "talk" });
     $("talk").textContent = "Send";
     setState("listening");
