@@ -21,6 +21,13 @@ from services.common.registry import SERVICES, STAGES
 from stack.process import ROOT, ServiceProcess, health
 from talker.v1 import tts_pb2, tts_pb2_grpc
 
+# Inference threads per service on a small machine (TALKER_<SERVICE>_THREADS overrides; others take the
+# service default, 1). Whisper decodes and the LLM reaches its first clause while the rest of the turn
+# waits for them, so both may use the two cores. `bench.pipeline` runs, push-to-talk first frame p50 with
+# `quality`: LLM on one thread 2.29 and 2.66 s, on two 1.92, 1.94 and 2.35 s (the machine's speed moved
+# between runs as much), for the same CPU per turn (4.4-4.7 s).
+LOCAL_THREADS = {"asr": "2", "llm": "2"}
+
 
 class Stack:
     def __init__(self, run_dir: Path | None = None, port_offset: int = 0, env: dict[str, str] | None = None,
@@ -47,9 +54,8 @@ class Stack:
     def service_env(self, name: str) -> dict[str, str]:
         """What the stack sets for a service on top of ServiceProcess's environment."""
         env: dict[str, str] = {}
-        if name == "asr":
-            # Whisper decodes while the rest of its turn waits for the transcript, so it may use both cores.
-            env["TALKER_THREADS"] = os.environ.get("TALKER_ASR_THREADS", "2")
+        if name in LOCAL_THREADS:
+            env["TALKER_THREADS"] = os.environ.get(f"TALKER_{name.upper()}_THREADS", LOCAL_THREADS[name])
         if name == "web":
             # On this machine only: localhost is a secure context, so browsers allow the microphone.
             svc = self.services["web"]
