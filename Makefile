@@ -145,7 +145,7 @@ test: setup $(SETUP_EXTRA) promtool proto-check test-unit
 # Benchmarks on the local machine; results land in docs/benchmarks.md.
 bench: setup $(SETUP_EXTRA) llm-models
 	rm -rf out/bench && mkdir -p out/bench
-	$(VENV)/dev/bin/python -m bench.pipeline --profiles quality,fast
+	$(VENV)/dev/bin/python -m bench.pipeline --profiles quality,fast,fast+tiny.en
 	@failed=""; for t in $(BENCH_EXTRA); do $(MAKE) --no-print-directory $$t || failed="$$failed $$t"; done; \
 	$(VENV)/dev/bin/python -m bench.report; \
 	if [ -n "$$failed" ]; then echo "bench: missed its criteria or failed:$$failed (see docs/benchmarks.md)"; exit 1; fi

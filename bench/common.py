@@ -75,6 +75,18 @@ def write_section(name: str, text: str, path: Path | None = None) -> Path:
     return path
 
 
+def profile_env(spec: str, models_dir: str = "") -> dict[str, str]:
+    """The stack's environment for a benchmark profile: an LLM profile (`quality`, `fast`), optionally
+    with an ASR model after a plus (`fast+tiny.en`: the fastest pair on a small CPU)."""
+    llm, _, asr = spec.partition("+")
+    env = {"TALKER_LLM_MODEL": llm}
+    if asr:
+        env["TALKER_ASR_MODEL"] = asr
+    if models_dir:
+        env["TALKER_LLM_MODELS_DIR"] = models_dir
+    return env
+
+
 def start_service(label: str, python: Path, module: str, env: dict[str, str], log: Path,
                   timeout: float = 300) -> tuple[ServiceProcess, str, float]:
     """Start ``python -m module`` on free ports; (process, gRPC target, seconds until SERVING)."""

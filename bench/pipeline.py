@@ -29,7 +29,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 
-from bench.common import OUT, ROOT, p50, pct, table, write_section
+from bench.common import OUT, ROOT, p50, pct, profile_env, table, write_section
 from services.common.registry import STAGES
 from stack.local import Stack
 from talker.v1 import gateway_pb2, gateway_pb2_grpc
@@ -86,14 +86,13 @@ def critical_path(s: gateway_pb2.TurnSummary) -> dict[str, float]:
     return row
 
 
-def load(stub, sessions: int, turns_each: int) -> tuple[float, list[float], int]:
-    """Run ``sessions`` clients in parallel; returns (wall seconds, turn seconds, failures)."""
+def load(stub, sessions: int, turns_each: int) -> tuple[float, list[gateway_pb2.TurnSummary], int]:
+    """Run ``sessions`` clients in parallel; returns (wall seconds, the turns' summaries, failures)."""
     def client(i: int):
         times, failed = [], 0
         for k in range(turns_each):
             try:
-                s = one_turn(stub, text=TEXT_QUESTIONS[(i + k) % len(TEXT_QUESTIONS)])
-                times.append(s.turn_seconds)
+                times.append(one_turn(stub, text=TEXT_QUESTIONS[(i + k) % len(TEXT_QUESTIONS)]))
             except grpc.RpcError as exc:
                 print(f"  turn failed: {exc.code().name}: {exc.details()}", file=sys.stderr)
                 failed += 1
@@ -164,7 +163,8 @@ def main() -> int:
     parser.add_argument("--instrumentation-pairs", type=int, default=3, help="on/off runs for the instrumentation cost")
     parser.add_argument("--profiles", default="quality",
                         help="comma-separated LLM profiles for the spoken turns, each in its own stack; the first "
-                             "(the default, quality) also runs the concurrency figures")
+                             "(the default, quality) also runs the concurrency figures; PROFILE+ASR_MODEL also sets "
+                             "the ASR model (fast+tiny.en)")
     parser.add_argument("--models-dir", default="", help="TALKER_LLM_MODELS_DIR where the profiles are installed")
     args = parser.parse_args()
 
@@ -173,9 +173,7 @@ def main() -> int:
     concurrency = {}
     questions: list[np.ndarray] = []
     for profile in profiles:
-        extra = {"TALKER_LLM_MODEL": profile}
-        if args.models_dir:
-            extra["TALKER_LLM_MODELS_DIR"] = args.models_dir
+        extra = profile_env(profile, args.models_dir)
         stack = start(args.offset, metrics=True, extra=extra)
         try:
             stub = gateway_pb2_grpc.GatewayServiceStub(grpc.insecure_channel(stack.services["gateway"].target))
@@ -221,19 +219,25 @@ def main() -> int:
     ttfa = [s.time_to_first_audio_seconds for s in spoken]
     ttff = [s.time_to_first_frame_seconds for s in spoken]
     full = [s.turn_seconds for s in spoken]
-    share = [s.time_to_first_frame_seconds / s.turn_seconds for s in spoken]
+    # Streaming shows on replies of several sentences: a one-sentence reply ends soon after its first frame
+    # whatever the pipeline does. The spoken questions mostly get one ("Paris is the capital of France."),
+    # so the share is taken on the one-session text turns whose replies have two sentence ends or more.
+    def sentence_ends(s: gateway_pb2.TurnSummary) -> int:
+        return max(1, sum(1 for ch in s.reply if ch in ".!?"))
+    long_replies = [s for s in concurrency[1][1] if sentence_ends(s) >= 2]
+    share = [s.time_to_first_frame_seconds / s.turn_seconds for s in long_replies] or [float("nan")]
     paths = [critical_path(s) for s in spoken]
-    sentences = [max(1, sum(1 for ch in s.reply if ch in ".!?")) for s in spoken]
+    sentences = [sentence_ends(s) for s in spoken]
     rows = [[name, p50(v), pct(v, 95)] for name, v in [
         ("time to transcript (ASR)", [s.time_to_transcript_seconds for s in spoken]),
         ("time to first token", [s.time_to_first_token_seconds for s in spoken]),
         ("time to first audio", ttfa), ("time to first frame", ttff), ("full turn", full),
-        ("first frame / full turn", share),
     ]]
     stage_rows = [[k, p50([p[k] for p in paths]) * 1000, pct([p[k] for p in paths], 95) * 1000]
                   for k in (*STAGES, "gateway")]
     conc_rows = []
-    for n, (wall, times, failed) in concurrency.items():
+    for n, (wall, summaries, failed) in concurrency.items():
+        times = [s.turn_seconds for s in summaries]
         conc_rows.append([n, len(times) + failed, f"{60 * len(times) / wall:.1f}", p50(times), pct(times, 95), failed])
 
     png = ROOT / "docs" / "benchmark_latency.png"
@@ -268,7 +272,7 @@ First frame per LLM profile (same questions, each profile in its own stack; stag
 
 ![latency breakdown](benchmark_latency.png)
 
-Concurrent sessions ({args.load_turns} text turns each, three-sentence answers):
+Concurrent sessions ({args.load_turns} text turns each, three-sentence answers asked):
 
 {table(["sessions", "turns", "turns/min", "turn p50 s", "turn p95 s", "failed"], conc_rows)}
 
@@ -280,8 +284,13 @@ Throughput in turns per CPU-second of the five services (what a saturated deploy
 ({1 / cpu_on:.1f} vs {1 / cpu_off:.1f} CPU s per turn). Wall clock, for reference (it also moves with
 whatever else the machine runs): {on * 60:.2f} vs {off * 60:.2f} turns/min, ratio {on / off:.3f}.
 
-Targets: first frame ≤ 40% of the full turn ({'met' if p50(share) <= 0.4 else 'MISSED'}: {p50(share):.0%} at p50),
-first frame p50 ≤ 0.7 s after a push-to-talk question (#12; {'met' if p50(ttff) <= 0.7 else 'MISSED'}:
+Streaming: on the one-session text turns whose replies had two sentence ends or more
+({len(long_replies)} of {len(concurrency[1][1])}), the first frame came at {p50(share):.0%} of the full turn at p50
+(the spoken questions' one-sentence replies end soon after their first frame whatever the pipeline does).
+
+Targets: first frame ≤ 40% of the full turn on replies of several sentences
+({'met' if p50(share) <= 0.4 else 'MISSED'}: {p50(share):.0%} at p50),
+first frame p50 ≤ 0.7 s after a push-to-talk question ({'met' if p50(ttff) <= 0.7 else 'MISSED'}:
 {p50(ttff):.2f} s with `{profiles[0]}`), gateway overhead ≤ 50 ms
 p50 ({'met' if overhead <= 0.05 else 'MISSED'}: {overhead * 1000:.0f} ms), instrumentation ratio ≥ 0.98
 ({'met' if cpu_ratio >= 0.98 else 'MISSED'}: {cpu_ratio:.3f}), no failed turn at 4 sessions

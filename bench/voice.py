@@ -21,7 +21,7 @@ import urllib.request
 import grpc
 import numpy as np
 
-from bench.common import OUT, ROOT, p50, pct, start_service, stop_service, table, write_section
+from bench.common import OUT, ROOT, p50, pct, profile_env, start_service, stop_service, table, write_section
 from gateway.client import microphone_chunks
 from services.common.audio import float_to_pcm16
 from stack.local import Stack
@@ -163,7 +163,8 @@ def main() -> int:
                         help="push-to-talk: silence between the end of speech and the end of the stream, s")
     parser.add_argument("--ptt-rounds", type=int, default=2, help="push-to-talk: on/off rounds, alternated")
     parser.add_argument("--profiles", default="quality",
-                        help="comma-separated LLM profiles for the hands-free turns, each in its own stack")
+                        help="comma-separated LLM profiles for the hands-free turns, each in its own stack; "
+                             "PROFILE+ASR_MODEL also sets the ASR model (fast+tiny.en)")
     parser.add_argument("--models-dir", default="", help="TALKER_LLM_MODELS_DIR where the profiles are installed")
     args = parser.parse_args()
     questions = list(QUESTIONS[:args.questions])
@@ -171,9 +172,7 @@ def main() -> int:
     profiles = args.profiles.split(",")
     free_by_profile = {}
     for profile in profiles:
-        env = {"TALKER_LLM_MODEL": profile}
-        if args.models_dir:
-            env["TALKER_LLM_MODELS_DIR"] = args.models_dir
+        env = profile_env(profile, args.models_dir)
         stack = Stack(run_dir=OUT / "stack-voice", port_offset=args.offset, env=env)
         stack.stop()
         stack.start()

@@ -10,7 +10,7 @@ BENCH_EXTRA += bench-voice
 
 # ASR models on the spoken-question set, hands-free turns, prompt reuse -> out/bench/voice.md.
 bench-voice: espeak-ng $(VENV)/asr/.installed $(VENV)/dev/.installed llm-models
-	$(VENV)/dev/bin/python -m bench.voice --profiles quality,fast
+	$(VENV)/dev/bin/python -m bench.voice --profiles quality,fast,fast+tiny.en
 
 espeak-ng:
 	@command -v espeak-ng >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
