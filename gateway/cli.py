@@ -188,9 +188,12 @@ def cmd_converse(args) -> int:
 def print_turn(number: int, s: gateway_pb2.TurnSummary) -> None:
     print(f"[turn {number}] you:    {s.transcript}")
     print(f"[turn {number}] talker: {s.reply}" + ("  (interrupted)" if s.cancelled else ""))
+    def at(seconds: float) -> str:  # 0: the turn never got there (cancelled first)
+        return f"{seconds:.2f} s" if seconds else "-"
+
     print(f"[turn {number}] from the end of speech: end of turn {s.end_of_turn_delay_seconds:.2f} s, "
-          f"transcript {s.time_to_transcript_seconds:.2f} s, first token {s.time_to_first_token_seconds:.2f} s, "
-          f"first audio {s.time_to_first_audio_seconds:.2f} s, first frame {s.time_to_first_frame_seconds:.2f} s, "
+          f"transcript {at(s.time_to_transcript_seconds)}, first token {at(s.time_to_first_token_seconds)}, "
+          f"first audio {at(s.time_to_first_audio_seconds)}, first frame {at(s.time_to_first_frame_seconds)}, "
           f"turn {s.turn_seconds:.2f} s", flush=True)
 
 
