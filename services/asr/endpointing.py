@@ -1,7 +1,8 @@
 """Where a hands-free turn starts and ends, from per-frame speech probabilities.
 
 Pure logic, fed one VAD frame at a time; the service runs the models and the semantic check.
-A turn starts once speech has lasted `speech_start_seconds`. After `pause_seconds` of silence the
+A turn starts once speech has lasted `speech_start_seconds`, gaps between words of up to
+`speech_start_gap_seconds` not counting against it. After `pause_seconds` of silence the
 state machine asks for the semantic check (``Check``): a sure "complete" verdict ends the turn there,
 a likely one after `late_pause_seconds` of silence; otherwise the turn goes on, and ends at
 `silence_cap_seconds` of silence whatever was said. Speech in between continues the turn.
@@ -58,6 +59,7 @@ class Endpointer:
         self.on = config.vad_threshold
         self.off = config.vad_threshold - 0.15
         self.start_frames = frames(config.speech_start_seconds)
+        self.start_gap_frames = round(config.speech_start_gap_seconds / frame_seconds)
         self.pause_frames = frames(config.pause_seconds)
         self.cap_frames = frames(config.silence_cap_seconds)
         self.late_frames = frames(config.late_pause_seconds)
@@ -66,7 +68,9 @@ class Endpointer:
         self.likely = 0.0  # a "likely complete" verdict for this pause: end at late_frames of silence
         self.semantic = config.semantic_turn
         self.pos = 0          # frames fed so far
-        self.run = 0          # consecutive speech frames while idle
+        self.run = 0          # speech frames of the speech that may start a turn (while idle)
+        self.run_start = 0    # frame where that speech began
+        self.gap = 0          # frames since its last speech frame
         self.start: int | None = None
         self.speech_end = 0
         self.checked = False
@@ -78,9 +82,16 @@ class Endpointer:
     def feed(self, probability: float) -> Started | Check | Ended | None:
         self.pos += 1
         if self.start is None:
-            self.run = self.run + 1 if probability >= self.on else 0
+            if probability >= self.on or (self.run and probability >= self.off):
+                if not self.run:
+                    self.run_start = self.pos - 1
+                self.run, self.gap = self.run + 1, 0
+            elif self.run:
+                self.gap += 1
+                if self.gap > self.start_gap_frames:
+                    self.run, self.gap = 0, 0
             if self.run >= self.start_frames:
-                self.start, self.speech_end, self.checked = self.pos - self.run, self.pos, False
+                self.start, self.speech_end, self.checked = self.run_start, self.pos, False
                 return Started(self.start)
             return None
         if probability >= self.off:
@@ -110,7 +121,7 @@ class Endpointer:
 
     def _end(self, reason: str, probability: float = 0.0) -> Ended:
         ended = Ended(reason, self.start, self.speech_end, self.pos, probability)
-        self.start, self.run, self.likely = None, 0, 0.0
+        self.start, self.run, self.gap, self.likely = None, 0, 0, 0.0
         return ended
 
 

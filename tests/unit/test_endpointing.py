@@ -18,6 +18,18 @@ def test_a_cough_starts_no_turn():
     assert not ep.speaking
 
 
+def test_a_gap_between_words_does_not_restart_the_count():
+    ep = Endpointer(CONFIG, FRAME)
+    feed(ep, 0.0, 0.32)
+    # "What" (4 frames of speech), 3 frames below the threshold, then "colour": the 0.2 s (6 frames) of
+    # speech are complete 2 frames into the second word, and the turn starts at the first.
+    events = feed(ep, 0.9, 0.128) + feed(ep, 0.2, 0.096) + feed(ep, 0.9, 0.064)
+    assert events == [Started(start=10)]
+    # A longer gap starts the count again: two bursts of 4 frames with 0.16 s between them start nothing.
+    ep = Endpointer(CONFIG, FRAME)
+    assert feed(ep, 0.9, 0.128) + feed(ep, 0.2, 0.16) + feed(ep, 0.9, 0.128) == []
+
+
 def test_speech_starts_a_turn_where_it_began():
     ep = Endpointer(CONFIG, FRAME)
     feed(ep, 0.0, 0.32)
