@@ -22,9 +22,8 @@ import grpc
 
 from bench.common import ROOT, commit, machine, table, write_section
 from bench.pipeline import SPOKEN_QUESTIONS, cpu_by_service, one_turn, start
-from gateway.client import microphone_chunks
 from talker.v1 import gateway_pb2, gateway_pb2_grpc
-from tests.spoken import RATE, silence
+from tests.spoken import realtime_chunks, silence
 
 STAGES = ("gateway", "asr", "llm", "tts", "animator")
 # Planning assumptions (docs/capacity.md states them): a conversation's turn lasts the question plus the
@@ -64,7 +63,7 @@ def listen(stub, seconds: float) -> int:
 
     def requests():
         yield gateway_pb2.ConverseRequest(config=config)
-        for pcm in microphone_chunks(silence(seconds), RATE):
+        for pcm in realtime_chunks(silence(seconds)):
             yield gateway_pb2.ConverseRequest(audio=pcm)
 
     return sum(ev.WhichOneof("event") == "idle_frame" for ev in stub.Converse(requests(), timeout=seconds + 60))
@@ -92,14 +91,13 @@ def main() -> int:
             spoken += s.audio_seconds
             print(f"turn {i + 1}: {s.turn_seconds:.2f} s, {s.audio_seconds:.1f} s of answer", file=sys.stderr)
         after = cpu_by_service(stack)
-        idle0 = cpu_by_service(stack)
         idle_frames = listen(stub, args.listen_seconds)
-        idle1 = cpu_by_service(stack)
+        idle = cpu_by_service(stack)
     finally:
         stack.stop()
 
     per_turn = {s: (after[s] - before[s]) / args.turns for s in STAGES}
-    listening = {s: (idle1[s] - idle0[s]) / args.listen_seconds for s in STAGES}   # cores per open session
+    listening = {s: (idle[s] - after[s]) / args.listen_seconds for s in STAGES}   # cores per open session
     # Audio each stage works on: ASR the question heard, TTS and animator the answer spoken.
     audio = {"asr": heard * args.turns, "tts": spoken, "animator": spoken}
     requests = chart_cpu_requests()

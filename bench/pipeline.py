@@ -89,20 +89,20 @@ def critical_path(s: gateway_pb2.TurnSummary) -> dict[str, float]:
 def load(stub, sessions: int, turns_each: int) -> tuple[float, list[gateway_pb2.TurnSummary], int]:
     """Run ``sessions`` clients in parallel; returns (wall seconds, the turns' summaries, failures)."""
     def client(i: int):
-        times, failed = [], 0
+        summaries, failed = [], 0
         for k in range(turns_each):
             try:
-                times.append(one_turn(stub, text=TEXT_QUESTIONS[(i + k) % len(TEXT_QUESTIONS)]))
+                summaries.append(one_turn(stub, text=TEXT_QUESTIONS[(i + k) % len(TEXT_QUESTIONS)]))
             except grpc.RpcError as exc:
                 print(f"  turn failed: {exc.code().name}: {exc.details()}", file=sys.stderr)
                 failed += 1
-        return times, failed
+        return summaries, failed
 
     t0 = time.monotonic()
     with cf.ThreadPoolExecutor(sessions) as pool:
         results = list(pool.map(client, range(sessions)))
     wall = time.monotonic() - t0
-    return wall, [t for r in results for t in r[0]], sum(r[1] for r in results)
+    return wall, [s for r in results for s in r[0]], sum(r[1] for r in results)
 
 
 def cpu_by_service(stack: Stack) -> dict[str, float]:
