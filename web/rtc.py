@@ -222,6 +222,10 @@ class RtcPeer:
         for task in self._tasks:
             if task is not current:
                 task.cancel()
-        await self.session.close()
+        try:
+            await self.session.close()
+        finally:
+            # The slot is free once the gateway session has ended: aiortc's close can take seconds when the
+            # browser has already gone, and the session gauge must not count a session that no longer exists.
+            self.on_closed()
         await self.pc.close()
-        self.on_closed()
