@@ -27,9 +27,12 @@ extra_args() {
             printf '%s\n' "SETUP=-m services.llm.convert_gguf --out /opt/talker/models/smollm2" \
                 "VARIANT_ENV=TALKER_LLM_BACKEND=vllm TALKER_LLM_MODEL=/opt/talker/models/smollm2"
             if [ "$1" = llm-vllm ]; then echo RUNTIME_PACKAGES=libnuma1; fi ;;
-        # Coqui TTS on CUDA torch (runs on the CPU too); torchcodec links Debian's ffmpeg. No weights ship:
-        # mount a model and set TALKER_TTS_MODEL_PATH / TALKER_TTS_CONFIG_PATH.
-        tts-coqui) printf '%s\n' RUNTIME_PACKAGES=ffmpeg VARIANT_ENV=TALKER_TTS_BACKEND=coqui ;;
+        # Coqui TTS on CUDA torch (runs on the CPU too). torchaudio reads XTTS's reference voices through
+        # torchcodec, which links Debian's FFmpeg 5 libraries (all seven are NEEDED by its core) and, for its
+        # custom ops, libpython's shared library (Debian's python3.11 is linked statically); the ffmpeg
+        # program is not needed. No weights ship: mount a model and set TALKER_TTS_MODEL_PATH / _CONFIG_PATH.
+        tts-coqui) printf '%s\n' VARIANT_ENV=TALKER_TTS_BACKEND=coqui \
+                "RUNTIME_PACKAGES=libpython3.11 libavutil57 libavcodec59 libavformat59 libavdevice59 libavfilter8 libswscale6 libswresample4" ;;
     esac
 }
 

@@ -267,6 +267,16 @@ def test_the_environment_is_exactly_its_locks(name):
     assert distributions(listing) == pinned, f"image {name}, step environment: differs from {locks}"
 
 
+@pytest.mark.parametrize("name", sorted(n for n in IMAGES if n == "tts-coqui"))
+def test_the_coqui_image_reads_a_reference_voice(name):
+    """XTTS clones a voice from a recording, read by torchaudio through torchcodec and Debian's FFmpeg
+    libraries: the runtime packages must be the ones torchcodec links."""
+    out = run_once(IMAGES[name], ["python", "-c", "import torchaudio; w, sr = torchaudio.load('/data/speech.wav'); "
+                                  "print(sr, w.shape[-1])"], (f"{SPEECH.parent}:/data:ro",))
+    rate, samples = map(int, out.split()[-2:])
+    assert rate == 16000 and samples > rate, f"image {name}, step reference voice: read {out!r}"
+
+
 @pytest.mark.parametrize("name", sorted(CUDA_IMAGES))
 def test_the_cuda_image_imports_vllm_on_cuda_torch(name):
     """What can be checked without a GPU: vLLM and its CUDA torch import, at the locked versions."""
@@ -278,6 +288,15 @@ def test_the_cuda_image_imports_vllm_on_cuda_torch(name):
     assert cuda != "None", f"image {name}, step import: torch is not a CUDA build"
 
 
+# X11/GL client libraries an image cannot leave out: Debian's libavutil57 depends on libX11 and libavdevice59
+# on libGL, and torchcodec (Coqui's reference voices) links both. No toolkit (GTK, Qt) is ever allowed.
+LINKED_GUI_CLIENTS = {"tts-coqui": {"libX11", "libGL"}}
+# Packages kept out of the images unless the image's own framework imports them: Coqui TTS imports scipy
+# (TTS/tts/utils/helpers.py, TTS/utils/audio/numpy_transforms.py).
+UNUSED = ("jax", "jaxlib", "cv2/qt", "sounddevice.py", "scipy", "ruff", "pytest", "llm")
+IMPORTED_BY_FRAMEWORK = {"tts-coqui": {"scipy"}}
+
+
 @pytest.mark.parametrize("name", sorted(IMAGES))
 def test_lean_and_non_root(containers, name):
     c = containers[name]
@@ -287,8 +306,9 @@ def test_lean_and_non_root(containers, name):
     present = [p for p in ("usr/bin/gcc", "usr/bin/g++", "usr/bin/cc", "usr/bin/make", "opt/venv/bin/pip",
                            "usr/bin/cmake") if (root / p).exists()]
     assert not present, f"image {name}, step lean: build tools in the runtime image: {present}"
-    gui = [p.name for pat in ("libX11.so*", "libGL.so*", "libgtk*", "libQt*") for p in root.glob(f"usr/lib/*/{pat}")]
-    assert not gui, f"image {name}, step lean: GUI libraries: {gui}"
-    unused = [m for m in ("jax", "jaxlib", "cv2/qt", "sounddevice.py", "scipy", "ruff", "pytest", "llm")
-              if (site / m).exists()]
+    gui = {p.name.split(".so")[0] for pat in ("libX11.so*", "libGL.so*", "libgtk*", "libQt*")
+           for p in root.glob(f"usr/lib/*/{pat}")}
+    unneeded = gui - LINKED_GUI_CLIENTS.get(name, set())
+    assert not unneeded, f"image {name}, step lean: GUI libraries: {sorted(unneeded)}"
+    unused = [m for m in UNUSED if m not in IMPORTED_BY_FRAMEWORK.get(name, set()) and (site / m).exists()]
     assert not unused, f"image {name}, step lean: unused packages: {unused}"

@@ -19,7 +19,11 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+# The repository root, for services.common (the XTTS reference recording). Mounted alone into an image
+# (/scripts/make_tiny_coqui.py, the Coqui image's test) there is none, and only the VITS is made.
+_HERE = Path(__file__).resolve()
+if len(_HERE.parents) > 3:
+    sys.path.insert(0, str(_HERE.parents[3]))
 
 
 def tiny_vits(out: Path, speakers: list[str], sample_rate: int = 16000, seed: int = 0) -> None:
